@@ -1,0 +1,37 @@
+# streamkafka - PGXS build
+PG_CONFIG ?= pg_config
+EXTENSION = streamkafka
+MODULE_big = streamkafka
+OBJS = \
+	src/streamkafka.o \
+	src/settings.o \
+	src/ring.o \
+	src/event.o \
+	src/enqueue.o \
+	src/pending.o \
+	src/publish.o \
+	src/metrics.o \
+	src/rdstats.o \
+	src/producer.o \
+	src/sender.o \
+	src/worker.o
+DATA = $(wildcard streamkafka--*.sql)
+PGFILEDESC = "streamkafka - publish to Apache Kafka from SQL"
+
+# -Wextra for our code; the server headers are read as system headers, so
+# their unused-parameter noise is silenced for them only
+PG_CPPFLAGS = -I$(srcdir)/src -isystem $(shell $(PG_CONFIG) --includedir-server)
+PG_CFLAGS = -Wextra
+SHLIB_LINK = -lrdkafka -lpthread
+
+# pg_regress: a temporary instance with the preload and the mock cluster
+REGRESS = setup publish transactions errors stats
+REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check_regress
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# TAP suite against a real Apache Kafka broker (started once for the run)
+.PHONY: tapcheck
+tapcheck:
+	test/run-tap

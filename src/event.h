@@ -1,0 +1,85 @@
+/*
+ * event.h
+ *		One Kafka event as it is stored in the queue, and the checks an event
+ *		passes before it is stored.
+ */
+#ifndef STREAMKAFKA_EVENT_H
+#define STREAMKAFKA_EVENT_H
+
+#include "lib/stringinfo.h"
+#include "utils/jsonb.h"
+
+#define SK_TOPIC_MAX_LEN	249
+
+/* event flags, written by the worker only */
+#define SK_EVENT_DELIVERED	0x1
+#define SK_EVENT_FAILED		0x2
+#define SK_EVENT_FINISHED	(SK_EVENT_DELIVERED | SK_EVENT_FAILED)
+
+/*
+ * SkEventHeader - what starts every event in a block, followed by the topic
+ * (NUL terminated), the key, the value and the packed headers.  Every field
+ * sits in an 8-byte aligned word (see ring.h); length and flags share the
+ * first word, so the worker can update flags in place in the ring.
+ */
+typedef struct SkEventHeader
+{
+	uint32		length;			/* bytes, header included, multiple of 8 */
+	uint32		flags;			/* SK_EVENT_* */
+	int64		event_id;
+	uint64		block_delta;	/* this event's offset minus its block's */
+	int32		partition;		/* -1: the partitioner chooses */
+	int32		key_len;		/* -1: no key */
+	int32		value_len;		/* -1: null value (a tombstone) */
+	uint32		headers_len;	/* bytes of packed headers */
+	uint16		topic_len;		/* without the NUL */
+	uint16		nheaders;
+	uint32		unused;
+} SkEventHeader;
+
+/*
+ * Packed headers: for each header, uint32 name length, int32 value length
+ * (-1 for a null value), the name and a NUL, then the value; unaligned.
+ */
+typedef struct SkPackedHeader
+{
+	uint32		name_len;
+	int32		value_len;
+} SkPackedHeader;
+
+/* what a caller asks to publish; pointers are borrowed */
+typedef struct SkEvent
+{
+	const char *topic;
+	int			topic_len;
+	const char *key;
+	int32		key_len;		/* -1: no key */
+	const char *value;
+	int32		value_len;		/* -1: null value */
+	const char *headers;		/* packed */
+	uint32		headers_len;
+	uint16		nheaders;
+	int32		partition;		/* -1: the partitioner chooses */
+} SkEvent;
+
+/* a packed event seen by the worker; pointers into the event */
+typedef struct SkEventView
+{
+	const SkEventHeader *header;
+	const char *topic;
+	const char *key;
+	const char *value;
+	const char *headers;
+} SkEventView;
+
+extern const char *event_topic_problem(const char *topic, int len);
+extern void event_check_topic(const char *topic, int len);
+extern void event_pack_headers(Jsonb *headers, StringInfo out, uint16 *count);
+extern uint64 event_packed_size(const SkEvent *event);
+extern void event_pack(char *dst, const SkEvent *event, int64 event_id,
+					   uint64 block_delta);
+extern void event_pack_ring(uint64 off, const SkEvent *event, int64 event_id,
+							uint64 block_delta);
+extern void event_view(const char *packed, SkEventView *view);
+
+#endif							/* STREAMKAFKA_EVENT_H */

@@ -1,0 +1,320 @@
+/*
+ * pending.c
+ *		Holds a transaction's transactional events in backend memory and hands
+ *		them to the queue as one block when it commits.
+ *
+ * Events are packed, in queue format, into a chain of chunks as they are
+ * published.  At XACT_EVENT_PRE_COMMIT the whole transaction is reserved in
+ * the queue at once and copied (this may still fail: the queue is full, and
+ * the transaction then aborts with nothing published).  XACT_EVENT_COMMIT only
+ * marks the block READY; XACT_EVENT_ABORT marks a reserved block ABANDONED.
+ * Neither can fail.
+ *
+ * Subtransactions: a rolled-back savepoint, or a PL/pgSQL exception block that
+ * caught an error, discards the events published inside it.  Marks are pushed
+ * lazily, only when an event is added at a deeper nesting level than the
+ * newest mark, so transactions that publish nothing pay nothing.
+ *
+ * PREPARE TRANSACTION with pending events is refused: a prepared transaction
+ * may commit in another session, after this backend's memory is gone.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "utils/memutils.h"
+
+#include "enqueue.h"
+#include "metrics.h"
+#include "pending.h"
+#include "ring.h"
+
+#define PENDING_FIRST_CHUNK		(64 * 1024)
+#define PENDING_MAX_CHUNK		(8 * 1024 * 1024)
+#define PENDING_KEEP_BYTES		(16 * 1024 * 1024)
+
+typedef struct PendingChunk
+{
+	struct PendingChunk *next;
+	uint64		used;
+	uint64		capacity;
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} PendingChunk;
+
+/* where the buffer stood when a subtransaction published its first event */
+typedef struct PendingMark
+{
+	int			level;			/* nesting level of that subtransaction */
+	PendingChunk *chunk;
+	uint64		chunk_used;
+	uint32		events;
+	uint64		bytes;
+} PendingMark;
+
+static MemoryContext pending_context = NULL;
+static PendingChunk *first_chunk = NULL;
+static PendingChunk *current_chunk = NULL;
+static uint32 pending_events = 0;
+static uint64 pending_bytes = 0;	/* packed events, block header excluded */
+
+static PendingMark *marks = NULL;
+static int	nmarks = 0;
+static int	max_marks = 0;
+
+static bool block_reserved = false;
+static uint64 block_off = 0;
+
+static void pending_xact_callback(XactEvent event, void *arg);
+static void pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+									 SubTransactionId parentSubid, void *arg);
+
+/*
+ * pending_init - register the transaction callbacks (once per backend)
+ */
+void
+pending_init(void)
+{
+	RegisterXactCallback(pending_xact_callback, NULL);
+	RegisterSubXactCallback(pending_subxact_callback, NULL);
+}
+
+/* the memory context that outlives transactions, created on first use */
+static MemoryContext
+pending_memory(void)
+{
+	if (pending_context == NULL)
+		pending_context = AllocSetContextCreate(TopMemoryContext,
+												"streamkafka pending events",
+												ALLOCSET_DEFAULT_SIZES);
+	return pending_context;
+}
+
+static PendingChunk *
+chunk_new(uint64 capacity)
+{
+	PendingChunk *chunk;
+
+	chunk = MemoryContextAllocHuge(pending_memory(),
+								   offsetof(PendingChunk, data) + capacity);
+	chunk->next = NULL;
+	chunk->used = 0;
+	chunk->capacity = capacity;
+	return chunk;
+}
+
+/* room for size bytes at the end of the chain */
+static char *
+chunk_space(uint64 size)
+{
+	PendingChunk *next;
+
+	if (current_chunk == NULL)
+	{
+		if (first_chunk == NULL)
+			first_chunk = chunk_new(Max(size, PENDING_FIRST_CHUNK));
+		current_chunk = first_chunk;
+		current_chunk->used = 0;
+	}
+	if (current_chunk->capacity - current_chunk->used < size)
+	{
+		next = current_chunk->next;
+		if (next == NULL || next->capacity < size)
+		{
+			uint64		grow = Min(current_chunk->capacity * 2, PENDING_MAX_CHUNK);
+
+			next = chunk_new(Max(size, grow));
+			next->next = current_chunk->next;
+			current_chunk->next = next;
+		}
+		current_chunk = next;
+		current_chunk->used = 0;
+	}
+	return current_chunk->data + current_chunk->used;
+}
+
+/* remember where the buffer stands before a subtransaction's first event */
+static void
+mark_if_needed(void)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (level <= 1 || (nmarks > 0 && marks[nmarks - 1].level >= level))
+		return;
+	if (nmarks == max_marks)
+	{
+		max_marks = Max(8, max_marks * 2);
+		marks = marks ? repalloc(marks, max_marks * sizeof(PendingMark))
+			: MemoryContextAlloc(pending_memory(), max_marks * sizeof(PendingMark));
+	}
+	marks[nmarks].level = level;
+	marks[nmarks].chunk = current_chunk;
+	marks[nmarks].chunk_used = current_chunk ? current_chunk->used : 0;
+	marks[nmarks].events = pending_events;
+	marks[nmarks].bytes = pending_bytes;
+	nmarks++;
+}
+
+/*
+ * pending_add - add a transactional event to the current transaction
+ */
+void
+pending_add(const SkEvent *event, uint64 size, int64 event_id)
+{
+	uint64		block_length = SK_BLOCK_HEADER_SIZE + pending_bytes + size;
+	char	   *dst;
+
+	if (block_reserved)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("cannot publish a transactional Kafka event while the transaction is committing")));
+	enqueue_check_fits(block_length, size);
+
+	mark_if_needed();
+	dst = chunk_space(size);
+	event_pack(dst, event, event_id, SK_BLOCK_HEADER_SIZE + pending_bytes);
+	current_chunk->used += size;
+	pending_bytes += size;
+	pending_events++;
+}
+
+/* forget all pending events, keeping some chunks for the next transaction */
+static void
+pending_reset(void)
+{
+	uint64		kept = 0;
+	PendingChunk *chunk = first_chunk;
+	PendingChunk **link = &first_chunk;
+
+	while (chunk != NULL)
+	{
+		PendingChunk *next = chunk->next;
+
+		if (kept + chunk->capacity <= PENDING_KEEP_BYTES)
+		{
+			kept += chunk->capacity;
+			chunk->used = 0;
+			*link = chunk;
+			link = &chunk->next;
+		}
+		else
+			pfree(chunk);
+		chunk = next;
+	}
+	*link = NULL;
+	current_chunk = NULL;
+	pending_events = 0;
+	pending_bytes = 0;
+	nmarks = 0;
+	block_reserved = false;
+}
+
+/* PRE_COMMIT: reserve the block and copy every event into it */
+static void
+pending_reserve(void)
+{
+	uint64		off;
+	uint64		pos;
+
+	off = enqueue_reserve(SK_BLOCK_HEADER_SIZE + pending_bytes, pending_events, true);
+	block_off = off;
+	block_reserved = true;
+
+	pos = off + SK_BLOCK_HEADER_SIZE;
+	for (PendingChunk *chunk = first_chunk; chunk != NULL; chunk = chunk->next)
+	{
+		ring_write(pos, chunk->data, chunk->used);
+		pos += chunk->used;
+		if (chunk == current_chunk)
+			break;
+	}
+	Assert(pos == off + SK_BLOCK_HEADER_SIZE + pending_bytes);
+}
+
+static void
+pending_xact_callback(XactEvent event, void *arg pg_attribute_unused())
+{
+	if (pending_events == 0 && nmarks == 0 && !block_reserved)
+		return;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			if (pending_events > 0)
+				pending_reserve();
+			break;
+		case XACT_EVENT_COMMIT:
+			if (block_reserved)
+			{
+				metrics_count_queued(pending_events);
+				ring_block_ready(block_off);
+			}
+			pending_reset();
+			break;
+		case XACT_EVENT_ABORT:
+			if (block_reserved)
+				ring_block_abandon(block_off);
+			pending_reset();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (pending_events == 0)
+				break;
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot PREPARE a transaction that published transactional Kafka events"),
+					 errhint("Publish with transactional => false, or do not use two-phase commit for this transaction.")));
+			break;
+		case XACT_EVENT_PREPARE:
+			pending_reset();
+			break;
+		default:
+			break;
+	}
+}
+
+/* discard the events of a rolled-back subtransaction at nesting level */
+static void
+pending_rollback_to(int level)
+{
+	int			i = nmarks;
+
+	while (i > 0 && marks[i - 1].level >= level)
+		i--;
+	if (i == nmarks)
+		return;
+
+	current_chunk = marks[i].chunk;
+	if (current_chunk)
+		current_chunk->used = marks[i].chunk_used;
+	pending_events = marks[i].events;
+	pending_bytes = marks[i].bytes;
+	nmarks = i;
+}
+
+/* a committed subtransaction's events now belong to its parent */
+static void
+pending_merge_into_parent(int level)
+{
+	PendingMark *top;
+
+	if (nmarks == 0 || marks[nmarks - 1].level != level)
+		return;
+	top = &marks[nmarks - 1];
+	if (level - 1 <= 1 || (nmarks > 1 && marks[nmarks - 2].level == level - 1))
+		nmarks--;				/* the parent already has its own mark */
+	else
+		top->level = level - 1; /* the parent had no event before this mark */
+}
+
+static void
+pending_subxact_callback(SubXactEvent event,
+						 SubTransactionId mySubid pg_attribute_unused(),
+						 SubTransactionId parentSubid pg_attribute_unused(),
+						 void *arg pg_attribute_unused())
+{
+	if (nmarks == 0)
+		return;
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		pending_rollback_to(GetCurrentTransactionNestLevel());
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		pending_merge_into_parent(GetCurrentTransactionNestLevel());
+}

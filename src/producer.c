@@ -1,0 +1,442 @@
+/*
+ * producer.c
+ *		The worker's librdkafka producer: built from the streamkafka.* settings,
+ *		fed one event at a time by sender.c, served by producer_poll().
+ *
+ * Thread rules (librdkafka runs its own threads inside the worker process,
+ * and PostgreSQL code is not thread-safe):
+ * - Signals are blocked while rd_kafka_new() starts librdkafka's threads, so
+ *   they inherit a full mask and SIGTERM/SIGHUP reach the worker's own thread.
+ * - No callback runs on a librdkafka thread: delivery reports, errors,
+ *   statistics and (with log.queue) log lines all arrive through the main
+ *   queue and are served by rd_kafka_poll() in the worker's thread.
+ * - Callbacks are plain C: they record into shared memory or local buffers
+ *   and never call elog or palloc; producer_poll() emits logs and parses
+ *   statistics after rd_kafka_poll() has returned.
+ * - The main queue signals the worker's wake pipe when it becomes non-empty,
+ *   so the worker sleeps in WaitEventSetWait instead of polling on a timer.
+ *
+ * Payloads are handed over without a copy: they point into the shared-memory
+ * queue, which keeps every event until its delivery report arrives.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+#include <pthread.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "metrics.h"
+#include "producer.h"
+#include "rdstats.h"
+#include "sender.h"
+#include "settings.h"
+
+#define PRODUCER_LOG_LINES	64
+#define PRODUCER_LOG_LEN	512
+#define PRODUCER_MAX_CONF	24
+
+typedef struct ConfPair
+{
+	const char *name;
+	char		value[1024];
+} ConfPair;
+
+typedef struct TopicEntry
+{
+	char		name[SK_TOPIC_MAX_LEN + 1];
+	rd_kafka_topic_t *rkt;
+} TopicEntry;
+
+static rd_kafka_t *rk = NULL;
+static HTAB *topics = NULL;
+static TopicEntry *last_topic = NULL;
+static char config_fingerprint[8192];
+static bool fatal_error = false;
+
+/* log lines and statistics recorded by callbacks, handled after polling */
+static char log_lines[PRODUCER_LOG_LINES][PRODUCER_LOG_LEN];
+static int	log_count = 0;
+static int	log_dropped = 0;
+static char *pending_stats = NULL;
+
+static void
+log_record(const char *fmt,...) pg_attribute_printf(1, 2);
+
+static void
+log_record(const char *fmt,...)
+{
+	va_list		ap;
+
+	if (log_count == PRODUCER_LOG_LINES)
+	{
+		log_dropped++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(log_lines[log_count++], PRODUCER_LOG_LEN, fmt, ap);
+	va_end(ap);
+}
+
+static void
+on_log(const rd_kafka_t *handle pg_attribute_unused(), int level pg_attribute_unused(), const char *facility, const char *message)
+{
+	log_record("librdkafka %s: %s", facility, message);
+}
+
+static void
+on_error(rd_kafka_t *handle pg_attribute_unused(), int err, const char *reason,
+		 void *opaque pg_attribute_unused())
+{
+	char		text[PRODUCER_LOG_LEN];
+
+	snprintf(text, sizeof(text), "%s: %s", rd_kafka_err2name(err), reason);
+	metrics_note_error(text);
+	if (err == RD_KAFKA_RESP_ERR__FATAL)
+		fatal_error = true;
+	log_record("librdkafka error %s", text);
+}
+
+static int
+on_stats(rd_kafka_t *handle pg_attribute_unused(), char *json, size_t json_len,
+		 void *opaque pg_attribute_unused())
+{
+	free(pending_stats);
+	pending_stats = strndup(json, json_len);
+	return 0;					/* librdkafka frees json */
+}
+
+static void
+on_delivery(rd_kafka_t *handle pg_attribute_unused(), const rd_kafka_message_t *msg,
+			void *opaque pg_attribute_unused())
+{
+	sender_on_delivery((uint64) (uintptr_t) msg->_private, msg->err, msg->len);
+}
+
+/* the producer properties the settings ask for */
+static int
+producer_conf_pairs(ConfPair *pairs)
+{
+	int			n = 0;
+
+#define CONF(k, ...) \
+	(pairs[n].name = (k), snprintf(pairs[n].value, sizeof(pairs[n].value), __VA_ARGS__), n++)
+
+	if (settings_mock_mode())
+		CONF("test.mock.num.brokers", "%d", 3);
+	else
+		CONF("bootstrap.servers", "%s", sk_brokers);
+	CONF("client.id", "%s", sk_client_id);
+	CONF("acks", "%d", sk_acks);
+	CONF("enable.idempotence", "%s", sk_enable_idempotence ? "true" : "false");
+	CONF("compression.codec", "%s", settings_compression_name(sk_compression));
+	CONF("linger.ms", "%d", sk_linger_ms);
+	CONF("message.timeout.ms", "%d", sk_message_timeout_ms);
+	/* keys land on the partition a Java producer would choose */
+	CONF("partitioner", "%s", "murmur2_random");
+	CONF("queue.buffering.max.messages", "%d", SK_PRODUCER_WINDOW);
+	CONF("queue.buffering.max.kbytes", "%d", 2097151);
+	CONF("statistics.interval.ms", "%d", 1000);
+	CONF("log.queue", "%s", "true");
+#undef CONF
+	Assert(n <= PRODUCER_MAX_CONF);
+	return n;
+}
+
+static void
+producer_fingerprint(char *out, size_t outlen)
+{
+	ConfPair	pairs[PRODUCER_MAX_CONF];
+	int			n = producer_conf_pairs(pairs);
+	size_t		used = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < n && used < outlen; i++)
+		used += snprintf(out + used, outlen - used, "%s=%s ", pairs[i].name, pairs[i].value);
+}
+
+/* rd_kafka_conf_t from the settings, or NULL with errstr filled */
+static rd_kafka_conf_t *
+producer_conf(char *errstr, size_t errlen)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	ConfPair	pairs[PRODUCER_MAX_CONF];
+	int			n = producer_conf_pairs(pairs);
+	char		reason[512];
+
+	for (int i = 0; i < n; i++)
+	{
+		if (rd_kafka_conf_set(conf, pairs[i].name, pairs[i].value,
+							  reason, sizeof(reason)) != RD_KAFKA_CONF_OK)
+		{
+			snprintf(errstr, errlen, "%s=%s: %s", pairs[i].name, pairs[i].value, reason);
+			rd_kafka_conf_destroy(conf);
+			return NULL;
+		}
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+	rd_kafka_conf_set_error_cb(conf, on_error);
+	rd_kafka_conf_set_stats_cb(conf, on_stats);
+	rd_kafka_conf_set_log_cb(conf, on_log);
+	return conf;
+}
+
+/* rd_kafka_new with every signal blocked, so librdkafka's threads get none */
+static rd_kafka_t *
+producer_new_handle(rd_kafka_conf_t *conf, char *errstr, size_t errlen)
+{
+	sigset_t	all;
+	sigset_t	saved;
+	rd_kafka_t *handle;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	handle = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errlen);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	if (handle == NULL)
+		rd_kafka_conf_destroy(conf);
+	return handle;
+}
+
+/*
+ * producer_start - build the producer from the current settings.  On failure
+ * logs why, records it for kafka_health(), and returns false.
+ */
+bool
+producer_start(int wake_fd)
+{
+	char		errstr[512];
+	rd_kafka_conf_t *conf;
+	rd_kafka_queue_t *mainq;
+	HASHCTL		ctl = {0};
+	const char *bootstrap = sk_brokers;
+
+	Assert(rk == NULL);
+	producer_fingerprint(config_fingerprint, sizeof(config_fingerprint));
+	fatal_error = false;
+
+	conf = producer_conf(errstr, sizeof(errstr));
+	if (conf != NULL)
+		rk = producer_new_handle(conf, errstr, sizeof(errstr));
+	if (rk == NULL)
+	{
+		ereport(LOG,
+				(errmsg("streamkafka worker could not create its Kafka producer: %s", errstr),
+				 errhint("Fix the streamkafka.* settings and reload; events wait in the queue.")));
+		metrics_note_error(errstr);
+		metrics_producer_state(false, settings_mock_mode(), "");
+		return false;
+	}
+
+	rd_kafka_set_log_queue(rk, NULL);
+	mainq = rd_kafka_queue_get_main(rk);
+	rd_kafka_queue_io_event_enable(mainq, wake_fd, "1", 1);
+	rd_kafka_queue_destroy(mainq);
+
+	ctl.keysize = SK_TOPIC_MAX_LEN + 1;
+	ctl.entrysize = sizeof(TopicEntry);
+	topics = hash_create("streamkafka topics", 64, &ctl, HASH_ELEM | HASH_STRINGS);
+	last_topic = NULL;
+
+	if (settings_mock_mode())
+	{
+		bootstrap = rd_kafka_mock_cluster_bootstraps(rd_kafka_handle_mock_cluster(rk));
+		ereport(LOG,
+				(errmsg("streamkafka is using librdkafka's embedded mock cluster at %s", bootstrap),
+				 errdetail("streamkafka.brokers is empty: events go to an in-memory cluster "
+						   "inside the worker and are gone when it stops.")));
+	}
+	else
+		ereport(LOG, (errmsg("streamkafka producer started for brokers %s", bootstrap)));
+	metrics_producer_state(true, settings_mock_mode(), bootstrap);
+	return true;
+}
+
+bool
+producer_running(void)
+{
+	return rk != NULL;
+}
+
+/*
+ * producer_must_rebuild - a fatal producer error, or producer settings that
+ * changed since the producer was built
+ */
+bool
+producer_must_rebuild(void)
+{
+	char		now[sizeof(config_fingerprint)];
+
+	if (fatal_error)
+		return true;
+	producer_fingerprint(now, sizeof(now));
+	return strcmp(now, config_fingerprint) != 0;
+}
+
+static void
+producer_emit_logs(void)
+{
+	for (int i = 0; i < log_count; i++)
+		ereport(LOG, (errmsg_internal("streamkafka: %s", log_lines[i])));
+	if (log_dropped > 0)
+		ereport(LOG, (errmsg("streamkafka: %d librdkafka log lines were dropped", log_dropped)));
+	log_count = 0;
+	log_dropped = 0;
+}
+
+static void
+producer_handle_stats(void)
+{
+	char	   *json = pending_stats;
+	MemoryContext context = CurrentMemoryContext;
+
+	if (json == NULL)
+		return;
+	pending_stats = NULL;
+	PG_TRY();
+	{
+		rdstats_process(json);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(context);
+		FlushErrorState();
+		ereport(LOG, (errmsg("streamkafka: could not read librdkafka statistics")));
+	}
+	PG_END_TRY();
+	free(json);
+}
+
+/*
+ * producer_poll - serve delivery reports, errors and statistics, then emit
+ * the log lines they produced
+ */
+void
+producer_poll(void)
+{
+	if (rk != NULL)
+		rd_kafka_poll(rk, 0);
+	producer_emit_logs();
+	producer_handle_stats();
+}
+
+static rd_kafka_topic_t *
+producer_topic(const char *name)
+{
+	bool		found;
+	TopicEntry *entry;
+
+	if (last_topic != NULL && strcmp(last_topic->name, name) == 0)
+		return last_topic->rkt;
+	entry = hash_search(topics, name, HASH_ENTER, &found);
+	if (!found)
+		entry->rkt = rd_kafka_topic_new(rk, name, NULL);
+	last_topic = entry;
+	return entry->rkt;
+}
+
+/*
+ * producer_send - hand one event to librdkafka.  The value is used in place
+ * unless copy_value (the event wraps around the ring's end and was copied).
+ */
+rd_kafka_resp_err_t
+producer_send(const SkEventView *event, bool copy_value, uint64 opaque)
+{
+	static rd_kafka_vu_t *vus = NULL;
+	static int	max_vus = 0;
+	const SkEventHeader *h = event->header;
+	int			n = 0;
+	const char *p = event->headers;
+	rd_kafka_error_t *error;
+	rd_kafka_resp_err_t err;
+
+	if (max_vus < 6 + h->nheaders)
+	{
+		if (vus != NULL)
+			pfree(vus);
+		max_vus = 6 + h->nheaders + 16;
+		vus = MemoryContextAlloc(TopMemoryContext, max_vus * sizeof(rd_kafka_vu_t));
+	}
+
+	vus[n].vtype = RD_KAFKA_VTYPE_RKT;
+	vus[n++].u.rkt = producer_topic(event->topic);
+	vus[n].vtype = RD_KAFKA_VTYPE_PARTITION;
+	vus[n++].u.i32 = h->partition < 0 ? RD_KAFKA_PARTITION_UA : h->partition;
+	if (h->key_len >= 0)
+	{
+		vus[n].vtype = RD_KAFKA_VTYPE_KEY;
+		vus[n].u.mem.ptr = (void *) event->key;
+		vus[n++].u.mem.size = h->key_len;
+	}
+	vus[n].vtype = RD_KAFKA_VTYPE_VALUE;
+	vus[n].u.mem.ptr = h->value_len < 0 ? NULL : (void *) event->value;
+	vus[n++].u.mem.size = Max(h->value_len, 0);
+	vus[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+	vus[n++].u.i = copy_value ? RD_KAFKA_MSG_F_COPY : 0;
+	vus[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
+	vus[n++].u.ptr = (void *) (uintptr_t) opaque;
+	for (int i = 0; i < h->nheaders; i++)
+	{
+		SkPackedHeader ph;
+
+		memcpy(&ph, p, sizeof(ph));
+		p += sizeof(ph);
+		vus[n].vtype = RD_KAFKA_VTYPE_HEADER;
+		vus[n].u.header.name = p;
+		p += ph.name_len + 1;
+		vus[n].u.header.val = ph.value_len < 0 ? NULL : p;
+		vus[n++].u.header.size = Max(ph.value_len, 0);
+		p += Max(ph.value_len, 0);
+	}
+
+	error = rd_kafka_produceva(rk, vus, n);
+	if (error == NULL)
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	err = rd_kafka_error_code(error);
+	if (err == RD_KAFKA_RESP_ERR__FATAL || rd_kafka_error_is_fatal(error))
+		fatal_error = true;
+	rd_kafka_error_destroy(error);
+	return err;
+}
+
+/*
+ * producer_stop - wait up to flush_timeout_ms for acknowledgements, purge the
+ * rest (their events stay unfinished in the queue, to be sent again), and
+ * destroy the producer
+ */
+void
+producer_stop(int flush_timeout_ms)
+{
+	HASH_SEQ_STATUS seq;
+	TopicEntry *entry;
+	TimestampTz deadline;
+
+	if (rk == NULL)
+		return;
+
+	rd_kafka_flush(rk, flush_timeout_ms);
+	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 5000);
+	while (rd_kafka_outq_len(rk) > 0 && GetCurrentTimestamp() < deadline)
+		rd_kafka_poll(rk, 50);
+	rd_kafka_poll(rk, 0);
+
+	hash_seq_init(&seq, topics);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+		rd_kafka_topic_destroy(entry->rkt);
+	hash_destroy(topics);
+	topics = NULL;
+	last_topic = NULL;
+
+	rd_kafka_destroy(rk);
+	rk = NULL;
+	producer_emit_logs();
+	free(pending_stats);
+	pending_stats = NULL;
+	metrics_producer_state(false, settings_mock_mode(), "");
+}

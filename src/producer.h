@@ -1,0 +1,23 @@
+/*
+ * producer.h
+ *		The worker's librdkafka producer.
+ */
+#ifndef STREAMKAFKA_PRODUCER_H
+#define STREAMKAFKA_PRODUCER_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "event.h"
+
+/* how many events may be handed to librdkafka and not yet acknowledged */
+#define SK_PRODUCER_WINDOW	100000
+
+extern bool producer_start(int wake_fd);
+extern void producer_stop(int flush_timeout_ms);
+extern bool producer_running(void);
+extern bool producer_must_rebuild(void);
+extern void producer_poll(void);
+extern rd_kafka_resp_err_t producer_send(const SkEventView *event, bool copy_value,
+										 uint64 opaque);
+
+#endif							/* STREAMKAFKA_PRODUCER_H */

@@ -1,0 +1,140 @@
+/*
+ * publish.c
+ *		kafka_publish(): checks the arguments, packs one event and hands it to
+ *		the transaction's buffer (transactional, the default) or to the queue
+ *		at once.  Never waits and never touches the network.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "enqueue.h"
+#include "event.h"
+#include "pending.h"
+#include "ring.h"
+#include "streamkafka.h"
+
+/* the last topic name that passed the check, to skip checking it again */
+static char last_topic[SK_TOPIC_MAX_LEN + 1];
+static int	last_topic_len = -1;
+
+/* reused buffer for packed headers */
+static StringInfo headers_buf = NULL;
+
+static void
+publish_check_topic(const char *topic, int len)
+{
+	if (len == last_topic_len && memcmp(topic, last_topic, len) == 0)
+		return;
+	event_check_topic(topic, len);
+	memcpy(last_topic, topic, len);
+	last_topic_len = len;
+}
+
+/* arguments: topic, value, key, headers, partition, transactional */
+static Datum
+publish_event(FunctionCallInfo fcinfo, const char *value, int32 value_len)
+{
+	SkEvent		event = {0};
+	bool		transactional = PG_ARGISNULL(5) || PG_GETARG_BOOL(5);
+	text	   *topic;
+	uint64		size;
+	int64		event_id;
+
+	streamkafka_require_preload();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("Kafka topic must not be null"),
+				 errhint("Pass the topic name as the first argument of kafka_publish.")));
+	topic = PG_GETARG_TEXT_PP(0);
+	event.topic = VARDATA_ANY(topic);
+	event.topic_len = VARSIZE_ANY_EXHDR(topic);
+	publish_check_topic(event.topic, event.topic_len);
+
+	event.value = value;
+	event.value_len = value_len;
+	event.key_len = -1;
+	if (!PG_ARGISNULL(2))
+	{
+		text	   *key = PG_GETARG_TEXT_PP(2);
+
+		event.key = VARDATA_ANY(key);
+		event.key_len = VARSIZE_ANY_EXHDR(key);
+	}
+
+	if (!PG_ARGISNULL(3))
+	{
+		if (headers_buf == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			headers_buf = makeStringInfo();
+			MemoryContextSwitchTo(old);
+		}
+		resetStringInfo(headers_buf);
+		event_pack_headers(PG_GETARG_JSONB_P(3), headers_buf, &event.nheaders);
+		event.headers = headers_buf->data;
+		event.headers_len = headers_buf->len;
+	}
+
+	event.partition = -1;
+	if (!PG_ARGISNULL(4))
+	{
+		event.partition = PG_GETARG_INT32(4);
+		if (event.partition < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("Kafka partition must not be negative, got %d", event.partition),
+					 errhint("Pass NULL to let the partitioner choose.")));
+	}
+
+	size = event_packed_size(&event);
+	event_id = ring_next_event_id();
+	if (transactional)
+		pending_add(&event, size, event_id);
+	else
+		enqueue_now(&event, size, event_id);
+
+	PG_RETURN_INT64(event_id);
+}
+
+PG_FUNCTION_INFO_V1(streamkafka_publish);
+
+/*
+ * streamkafka_publish - kafka_publish() with a text or bytea value: both are
+ * sent as their bytes
+ */
+Datum
+streamkafka_publish(PG_FUNCTION_ARGS)
+{
+	bytea	   *value;
+
+	if (PG_ARGISNULL(1))
+		return publish_event(fcinfo, NULL, -1);
+	value = PG_GETARG_BYTEA_PP(1);
+	return publish_event(fcinfo, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+}
+
+PG_FUNCTION_INFO_V1(streamkafka_publish_jsonb);
+
+/*
+ * streamkafka_publish_jsonb - kafka_publish() with a jsonb value, sent as its
+ * text form
+ */
+Datum
+streamkafka_publish_jsonb(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *value;
+	char	   *json;
+
+	if (PG_ARGISNULL(1))
+		return publish_event(fcinfo, NULL, -1);
+	value = PG_GETARG_JSONB_P(1);
+	json = JsonbToCString(NULL, &value->root, VARSIZE(value));
+	return publish_event(fcinfo, json, strlen(json));
+}

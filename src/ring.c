@@ -1,0 +1,257 @@
+/*
+ * ring.c
+ *		The shared-memory event queue.
+ *
+ * One ring of bytes, addressed by monotonic 64-bit offsets (head and tail
+ * never wrap; the physical position is offset % size).  The unit of
+ * reservation is a block: a block header followed by packed events.  A block
+ * may wrap past the physical end of the ring; every header word is 8-byte
+ * aligned, so single fields never do, and bulk data is copied with
+ * ring_write()/ring_read(), which split the copy at the wrap point.
+ *
+ * Locking protocol
+ * ----------------
+ * - lock (a spinlock) protects head, tail and consumer_latch.  It is held only
+ *   for pointer arithmetic and the three header stores of a new block; never
+ *   while copying event data.
+ * - A producer (any backend) reserves a block under the lock: it checks that
+ *   length fits in size - (head - tail), writes the block's state (WRITING),
+ *   length and event count, and advances head.  Because those stores happen
+ *   before the lock is released, the consumer, which reads head under the same
+ *   lock, never sees a block without a valid header.
+ * - The producer then fills the block without any lock, and finishes it by
+ *   storing READY (after a write barrier) or ABANDONED into its state word.
+ *   A transaction reserves at PRE_COMMIT, fills at PRE_COMMIT, and stores the
+ *   state at COMMIT or ABORT: one store each, which cannot fail.
+ * - The consumer (the worker, alone) walks blocks from tail to head.  It
+ *   stops at a WRITING block (blocks are sent in reservation order), skips
+ *   ABANDONED ones and sends READY ones.  It owns the header's done counter
+ *   and the events' flag words.  When blocks at the tail are finished (all
+ *   events delivered or given up), it moves tail forward under the lock; only
+ *   then can producers reuse the space.
+ * - Waking: the consumer sets consumer_sleeping before it sleeps and then
+ *   looks for work once more; a producer that made a block READY reads the
+ *   flag after a full barrier and sets the latch only if it was set, so the
+ *   worker is woken once per sleep, not once per event.
+ */
+#include "postgres.h"
+
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+
+#include "ring.h"
+#include "settings.h"
+
+SkRing	   *sk_ring = NULL;
+
+/* data bytes of the ring: the setting, rounded down to a multiple of 8 */
+static uint64
+ring_data_size(void)
+{
+	return ((uint64) sk_queue_size_kb * 1024) & ~(uint64) 7;
+}
+
+/*
+ * ring_shmem_size - shared memory the ring needs
+ */
+Size
+ring_shmem_size(void)
+{
+	return add_size(offsetof(SkRing, data), (Size) ring_data_size());
+}
+
+/*
+ * ring_shmem_init - attach to (and, first time, initialise) the ring.
+ * Called with AddinShmemInitLock held.
+ */
+void
+ring_shmem_init(void)
+{
+	bool		found;
+
+	sk_ring = ShmemInitStruct("streamkafka ring", ring_shmem_size(), &found);
+	if (found)
+		return;
+
+	SpinLockInit(&sk_ring->lock);
+	sk_ring->head = 0;
+	sk_ring->tail = 0;
+	sk_ring->size = ring_data_size();
+	sk_ring->consumer_latch = NULL;
+	pg_atomic_init_u32(&sk_ring->consumer_sleeping, 0);
+	pg_atomic_init_u64(&sk_ring->blocks_ready, 0);
+
+	/*
+	 * Event ids start at 16 x microseconds since 2000 at every server start:
+	 * they keep increasing across restarts unless more than 16 million events
+	 * a second were published for the whole previous uptime.
+	 */
+	pg_atomic_init_u64(&sk_ring->next_event_id,
+					   (uint64) GetCurrentTimestamp() * 16);
+}
+
+/*
+ * ring_next_event_id - a new cluster-wide increasing event id
+ */
+int64
+ring_next_event_id(void)
+{
+	return (int64) pg_atomic_fetch_add_u64(&sk_ring->next_event_id, 1);
+}
+
+/*
+ * ring_reserve - reserve a block of length bytes (header included, multiple
+ * of 8) holding nevents events.  Returns false, reserving nothing, when the
+ * queue has not that much free space now.
+ */
+bool
+ring_reserve(uint64 length, uint32 nevents, uint64 *off)
+{
+	uint64		head;
+
+	Assert(length % 8 == 0 && length >= SK_BLOCK_HEADER_SIZE);
+
+	SpinLockAcquire(&sk_ring->lock);
+	head = sk_ring->head;
+	if (length > sk_ring->size - (head - sk_ring->tail))
+	{
+		SpinLockRelease(&sk_ring->lock);
+		return false;
+	}
+	pg_atomic_write_u32(ring_field(head, pg_atomic_uint32, state), SK_BLOCK_WRITING);
+	*ring_field(head, uint32, nevents) = nevents;
+	*ring_field(head, uint64, length) = length;
+	sk_ring->head = head + length;
+	SpinLockRelease(&sk_ring->lock);
+
+	*off = head;
+	return true;
+}
+
+/*
+ * ring_write - copy len bytes to offset off, splitting at the wrap point
+ */
+void
+ring_write(uint64 off, const void *src, uint64 len)
+{
+	uint64		first = Min(len, ring_contiguous(off));
+
+	memcpy(ring_at(off), src, first);
+	if (first < len)
+		memcpy(sk_ring->data, (const char *) src + first, len - first);
+}
+
+/*
+ * ring_read - copy len bytes from offset off, splitting at the wrap point
+ */
+void
+ring_read(uint64 off, void *dst, uint64 len)
+{
+	uint64		first = Min(len, ring_contiguous(off));
+
+	memcpy(dst, ring_at(off), first);
+	if (first < len)
+		memcpy((char *) dst + first, sk_ring->data, len - first);
+}
+
+/* wake the worker if it said it may be sleeping */
+static void
+ring_wake_consumer(void)
+{
+	Latch	   *latch;
+
+	pg_memory_barrier();
+	if (pg_atomic_read_u32(&sk_ring->consumer_sleeping) == 0 ||
+		pg_atomic_exchange_u32(&sk_ring->consumer_sleeping, 0) == 0)
+		return;
+
+	SpinLockAcquire(&sk_ring->lock);
+	latch = sk_ring->consumer_latch;
+	SpinLockRelease(&sk_ring->lock);
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+/*
+ * ring_block_ready - a filled block may be sent.  Cannot fail.
+ */
+void
+ring_block_ready(uint64 off)
+{
+	*ring_field(off, int64, enqueued_at) = GetCurrentTimestamp();
+	*ring_field(off, uint32, done) = 0;
+	pg_write_barrier();
+	pg_atomic_write_u32(ring_field(off, pg_atomic_uint32, state), SK_BLOCK_READY);
+	pg_atomic_fetch_add_u64(&sk_ring->blocks_ready, 1);
+	ring_wake_consumer();
+}
+
+/*
+ * ring_block_abandon - a reserved block will never be sent (its transaction
+ * rolled back).  Cannot fail.
+ */
+void
+ring_block_abandon(uint64 off)
+{
+	pg_write_barrier();
+	pg_atomic_write_u32(ring_field(off, pg_atomic_uint32, state), SK_BLOCK_ABANDONED);
+	ring_wake_consumer();
+}
+
+/*
+ * ring_consumer_attach - the worker registers its latch
+ */
+void
+ring_consumer_attach(Latch *latch)
+{
+	SpinLockAcquire(&sk_ring->lock);
+	sk_ring->consumer_latch = latch;
+	SpinLockRelease(&sk_ring->lock);
+}
+
+/*
+ * ring_consumer_detach - the worker is going away
+ */
+void
+ring_consumer_detach(void)
+{
+	ring_consumer_attach(NULL);
+	pg_atomic_write_u32(&sk_ring->consumer_sleeping, 0);
+}
+
+/*
+ * ring_bounds - the owned range [tail, head) as the worker sees it now
+ */
+void
+ring_bounds(uint64 *tail, uint64 *head)
+{
+	SpinLockAcquire(&sk_ring->lock);
+	*tail = sk_ring->tail;
+	*head = sk_ring->head;
+	SpinLockRelease(&sk_ring->lock);
+}
+
+/*
+ * ring_release - give the space before new_tail back to producers
+ */
+void
+ring_release(uint64 new_tail)
+{
+	SpinLockAcquire(&sk_ring->lock);
+	Assert(new_tail >= sk_ring->tail && new_tail <= sk_ring->head);
+	sk_ring->tail = new_tail;
+	SpinLockRelease(&sk_ring->lock);
+}
+
+/*
+ * ring_consumer_may_sleep - the worker announces (true) that it is about to
+ * sleep, or (false) that it is awake.  After announcing true it must look for
+ * work once more before it sleeps.
+ */
+void
+ring_consumer_may_sleep(bool sleeping)
+{
+	pg_atomic_write_u32(&sk_ring->consumer_sleeping, sleeping ? 1 : 0);
+	pg_memory_barrier();
+}

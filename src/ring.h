@@ -1,0 +1,93 @@
+/*
+ * ring.h
+ *		The shared-memory event queue: a bounded multi-producer,
+ *		single-consumer ring of variable-length blocks.
+ */
+#ifndef STREAMKAFKA_RING_H
+#define STREAMKAFKA_RING_H
+
+#include "port/atomics.h"
+#include "storage/latch.h"
+#include "storage/spin.h"
+
+/* block states; the state word is the first word of every block */
+#define SK_BLOCK_WRITING	1	/* reserved; being filled or awaiting commit */
+#define SK_BLOCK_READY		2	/* committed: the worker may send it */
+#define SK_BLOCK_ABANDONED	3	/* rolled back: the worker skips it */
+
+/*
+ * SkBlockHeader - what starts every block in the ring.  A block is one
+ * transaction's events, or one non-transactional event.  Every field sits in
+ * an 8-byte aligned word, so no field is ever split by the ring's wrap point
+ * (the block as a whole may be).  Read and write fields with ring_field().
+ */
+typedef struct SkBlockHeader
+{
+	pg_atomic_uint32 state;
+	uint32		nevents;
+	uint64		length;			/* bytes, header included, multiple of 8 */
+	int64		enqueued_at;	/* TimestampTz when it became READY */
+	uint32		done;			/* events delivered or given up (worker only) */
+	uint32		unused;
+} SkBlockHeader;
+
+#define SK_BLOCK_HEADER_SIZE	((uint64) sizeof(SkBlockHeader))
+
+typedef struct SkRing
+{
+	slock_t		lock;			/* protects head, tail, consumer_latch */
+	uint64		head;			/* next offset to reserve (monotonic) */
+	uint64		tail;			/* oldest offset still owned (monotonic) */
+	uint64		size;			/* bytes of data[], multiple of 8 */
+	Latch	   *consumer_latch; /* the worker's latch, NULL if none */
+	pg_atomic_uint32 consumer_sleeping; /* 1 while the worker may sleep */
+	pg_atomic_uint64 next_event_id;
+	pg_atomic_uint64 blocks_ready;	/* blocks made READY since start */
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} SkRing;
+
+extern SkRing *sk_ring;
+
+extern Size ring_shmem_size(void);
+extern void ring_shmem_init(void);
+
+/* pointer to the byte at a monotonic offset */
+static inline char *
+ring_at(uint64 off)
+{
+	return sk_ring->data + (off % sk_ring->size);
+}
+
+/* pointer to one field of the block header at offset off */
+#define ring_field(off, type, field) \
+	((type *) ring_at((off) + offsetof(SkBlockHeader, field)))
+
+static inline uint64
+ring_capacity(void)
+{
+	return sk_ring->size;
+}
+
+/* bytes from off to the physical end of the ring */
+static inline uint64
+ring_contiguous(uint64 off)
+{
+	return sk_ring->size - (off % sk_ring->size);
+}
+
+/* producers (backends) */
+extern bool ring_reserve(uint64 length, uint32 nevents, uint64 *off);
+extern void ring_write(uint64 off, const void *src, uint64 len);
+extern void ring_block_ready(uint64 off);
+extern void ring_block_abandon(uint64 off);
+extern int64 ring_next_event_id(void);
+
+/* the consumer (worker) */
+extern void ring_consumer_attach(Latch *latch);
+extern void ring_consumer_detach(void);
+extern void ring_bounds(uint64 *tail, uint64 *head);
+extern void ring_release(uint64 new_tail);
+extern void ring_read(uint64 off, void *dst, uint64 len);
+extern void ring_consumer_may_sleep(bool sleeping);
+
+#endif							/* STREAMKAFKA_RING_H */

@@ -1,0 +1,18 @@
+/*
+ * sender.h
+ *		The worker's walk over the queue: send, account, release.
+ */
+#ifndef STREAMKAFKA_SENDER_H
+#define STREAMKAFKA_SENDER_H
+
+#include <librdkafka/rdkafka.h>
+
+extern void sender_reset(void);
+extern uint32 sender_drain(uint32 budget);
+extern bool sender_release(void);
+extern bool sender_has_work(void);
+extern uint64 sender_unfinished_events(void);
+extern bool sender_take_delivered_flag(void);
+extern void sender_on_delivery(uint64 event_off, rd_kafka_resp_err_t err, size_t len);
+
+#endif							/* STREAMKAFKA_SENDER_H */

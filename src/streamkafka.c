@@ -1,0 +1,114 @@
+/*
+ * streamkafka.c
+ *		Module entry: _PG_init registers the settings, asks for shared memory,
+ *		installs the transaction callbacks and registers the worker.
+ *
+ * streamkafka must be in shared_preload_libraries.  Loaded any other way
+ * (CREATE EXTENSION on a server without the preload), _PG_init does nothing
+ * and every SQL function fails with SQLSTATE 55000 and a hint.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+
+#include "compat.h"
+#include "metrics.h"
+#include "pending.h"
+#include "ring.h"
+#include "settings.h"
+#include "streamkafka.h"
+
+PG_MODULE_MAGIC;
+
+bool		streamkafka_preloaded = false;
+
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+static Size
+streamkafka_shmem_size(void)
+{
+	return add_size(ring_shmem_size(), metrics_shmem_size());
+}
+
+#if PG_VERSION_NUM >= 150000
+static void
+streamkafka_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(streamkafka_shmem_size());
+}
+#endif
+
+static void
+streamkafka_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	ring_shmem_init();
+	metrics_shmem_init();
+	LWLockRelease(AddinShmemInitLock);
+}
+
+static void
+streamkafka_register_worker(void)
+{
+	BackgroundWorker worker = {0};
+
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
+	worker.bgw_restart_time = 1;
+	strlcpy(worker.bgw_library_name, "streamkafka", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "streamkafka_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "streamkafka worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "streamkafka worker", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
+		return;
+
+	settings_define();
+
+#if PG_VERSION_NUM >= 150000
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = streamkafka_shmem_request;
+#else
+	RequestAddinShmemSpace(streamkafka_shmem_size());
+#endif
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = streamkafka_shmem_startup;
+
+	pending_init();
+	streamkafka_register_worker();
+	streamkafka_preloaded = true;
+}
+
+/*
+ * streamkafka_require_preload - ERROR unless loaded at server start
+ */
+void
+streamkafka_require_preload(void)
+{
+	if (!streamkafka_preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("streamkafka must be loaded via shared_preload_libraries"),
+				 errdetail("Its queue lives in shared memory and its worker starts with the server."),
+				 errhint("Add streamkafka to shared_preload_libraries in postgresql.conf and restart the server.")));
+}

@@ -1,0 +1,189 @@
+/*
+ * worker.c
+ *		The background worker: owns the producer, drains the queue, sleeps
+ *		until there is work, reloads settings on SIGHUP and flushes on SIGTERM.
+ *
+ * Loop: poll the producer (delivery reports, errors, statistics), send a
+ * bounded batch, release finished space, and, when none of that made
+ * progress, sleep on a WaitEventSet of the latch (set by backends that queue
+ * events while the worker sleeps), librdkafka's wake pipe (its main queue
+ * became non-empty) and postmaster death, with a timeout as a safety net.
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "metrics.h"
+#include "producer.h"
+#include "ring.h"
+#include "sender.h"
+#include "settings.h"
+
+#define WORKER_BATCH		10000	/* events sent per loop turn */
+#define WORKER_IDLE_MS		1000
+#define WORKER_RETRY_MS		5000	/* retry a producer that failed to start */
+
+PGDLLEXPORT void streamkafka_worker_main(Datum main_arg);
+
+static int	wake_pipe[2] = {-1, -1};
+static TimestampTz last_start_attempt = 0;
+
+static void
+worker_on_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
+{
+	ring_consumer_detach();
+	metrics_worker_stopped();
+}
+
+static void
+worker_open_wake_pipe(void)
+{
+	if (pipe(wake_pipe) != 0)
+		ereport(FATAL, (errcode_for_file_access(),
+						errmsg("streamkafka worker could not create a pipe: %m")));
+	for (int i = 0; i < 2; i++)
+	{
+		fcntl(wake_pipe[i], F_SETFL, O_NONBLOCK);
+		fcntl(wake_pipe[i], F_SETFD, FD_CLOEXEC);
+	}
+}
+
+static void
+worker_drain_wake_pipe(void)
+{
+	char		buf[64];
+
+	while (read(wake_pipe[0], buf, sizeof(buf)) > 0)
+		;
+}
+
+static void
+worker_start_producer(void)
+{
+	last_start_attempt = GetCurrentTimestamp();
+	sender_reset();
+	producer_start(wake_pipe[1]);
+}
+
+/* on SIGHUP: re-read settings, rebuild the producer if they changed */
+static void
+worker_reload(void)
+{
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	if (producer_running() && !producer_must_rebuild())
+		return;
+	if (producer_running())
+		ereport(LOG, (errmsg("streamkafka producer settings changed: rebuilding the producer")));
+	producer_stop(sk_shutdown_timeout_ms);
+	worker_start_producer();
+}
+
+/* one turn of work; true if it made progress */
+static bool
+worker_step(void)
+{
+	uint32		sent;
+	bool		released;
+
+	if (producer_running() && producer_must_rebuild())
+	{
+		ereport(LOG, (errmsg("streamkafka producer hit a fatal error: rebuilding it")));
+		producer_stop(0);
+		worker_start_producer();
+	}
+	else if (!producer_running() &&
+			 TimestampDifferenceExceeds(last_start_attempt, GetCurrentTimestamp(), WORKER_RETRY_MS))
+		worker_start_producer();
+
+	producer_poll();
+	sent = sender_drain(WORKER_BATCH);
+	released = sender_release();
+	if (sender_take_delivered_flag())
+		metrics_note_delivery_time(GetCurrentTimestamp());
+	return sent > 0 || released;
+}
+
+static void
+worker_sleep(WaitEventSet *events)
+{
+	WaitEvent	event;
+
+	ring_consumer_may_sleep(true);
+	if (!sender_has_work())
+		(void) WaitEventSetWait(events, WORKER_IDLE_MS, &event, 1, PG_WAIT_EXTENSION);
+	ring_consumer_may_sleep(false);
+	ResetLatch(MyLatch);
+	worker_drain_wake_pipe();
+}
+
+static void
+worker_shutdown(void)
+{
+	uint64		tail;
+	uint64		head;
+
+	producer_stop(sk_shutdown_timeout_ms);
+	sender_release();
+	ring_bounds(&tail, &head);
+	if (head != tail)
+		ereport(LOG,
+				(errmsg("streamkafka worker stopping with %llu bytes of events not acknowledged by Kafka",
+						(unsigned long long) (head - tail)),
+				 errdetail("They stay in shared memory and are sent when the worker restarts; "
+						   "they are lost if the server stops.")));
+}
+
+void
+streamkafka_worker_main(Datum main_arg pg_attribute_unused())
+{
+	WaitEventSet *events;
+	MemoryContext loop_context;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+
+	loop_context = AllocSetContextCreate(TopMemoryContext, "streamkafka worker loop",
+										 ALLOCSET_DEFAULT_SIZES);
+	worker_open_wake_pipe();
+	events = SK_CreateWaitEventSet(3);
+	AddWaitEventToSet(events, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(events, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(events, WL_SOCKET_READABLE, wake_pipe[0], NULL, NULL);
+
+	metrics_worker_started(MyProcPid);
+	before_shmem_exit(worker_on_exit, 0);
+	ring_consumer_attach(MyLatch);
+	ereport(LOG, (errmsg("streamkafka worker started")));
+	worker_start_producer();
+
+	while (!ShutdownRequestPending)
+	{
+		MemoryContext old = MemoryContextSwitchTo(loop_context);
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+			worker_reload();
+		if (!worker_step())
+			worker_sleep(events);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(loop_context);
+	}
+
+	worker_shutdown();
+	/* exit 1: if this was not a server shutdown, the postmaster restarts us */
+	proc_exit(1);
+}
