@@ -1,0 +1,126 @@
+# StreamKafkaTest: helpers for streamkafka's TAP tests.
+#
+# A real Apache Kafka broker is started once per test run by test/run-tap,
+# which exports STREAMKAFKA_TEST_BROKERS and STREAMKAFKA_TEST_KAFKA_DIR.  A
+# test started on its own (prove test/t/X.pl) starts a broker of its own and
+# stops it at exit.  Delivery is checked with a real consumer: kcat.
+package StreamKafkaTest;
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Temp qw(tempdir);
+use IPC::Run qw(run timeout);
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+use Exporter 'import';
+our @EXPORT = qw(kafka_bootstrap kafka_ctl unique_topic create_topic
+  start_pg_node consume_topic wait_for_finished stats_row);
+
+my $test_dir = dirname(abs_path(__FILE__)) . '/..';
+my $kafka_ctl = "$test_dir/kafka/kafka-ctl";
+my $own_kafka_dir;
+
+# kafka_ctl(ARGS...) - run test/kafka/kafka-ctl, die on failure, return stdout
+sub kafka_ctl
+{
+	my ($out, $err);
+	run([ $kafka_ctl, @_ ], '>', \$out, '2>', \$err)
+	  or die "kafka-ctl @_ failed: $err";
+	chomp $out;
+	return $out;
+}
+
+# kafka_bootstrap() - the bootstrap list of the run's broker
+sub kafka_bootstrap
+{
+	return $ENV{STREAMKAFKA_TEST_BROKERS} if $ENV{STREAMKAFKA_TEST_BROKERS};
+	$own_kafka_dir = tempdir('streamkafka-kafka-XXXX', TMPDIR => 1, CLEANUP => 1);
+	$ENV{STREAMKAFKA_TEST_KAFKA_DIR} = $own_kafka_dir;
+	$ENV{STREAMKAFKA_TEST_BROKERS} = kafka_ctl('up', $own_kafka_dir, 1);
+	return $ENV{STREAMKAFKA_TEST_BROKERS};
+}
+
+END
+{
+	system($kafka_ctl, 'down', $own_kafka_dir) if $own_kafka_dir;
+}
+
+# unique_topic(PREFIX) - a topic name no earlier run used
+sub unique_topic
+{
+	my ($prefix) = @_;
+	return sprintf('%s-%d-%d', $prefix, time(), $$);
+}
+
+# create_topic(BOOTSTRAP, NAME, PARTITIONS) - a topic with several partitions
+sub create_topic
+{
+	my ($bootstrap, $name, $partitions) = @_;
+	kafka_ctl('topic', (split /,/, $bootstrap)[0], $name, $partitions);
+}
+
+# start_pg_node(NAME, BROKERS, EXTRA_CONF) - a PostgreSQL with streamkafka
+# preloaded and the extension created
+sub start_pg_node
+{
+	my ($name, $brokers, $extra) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf',
+		"shared_preload_libraries = 'streamkafka'\n"
+		  . "streamkafka.brokers = '$brokers'\n"
+		  . "streamkafka.linger_ms = 2\n"
+		  . ($extra // ''));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION streamkafka');
+	return $node;
+}
+
+# consume_topic(BOOTSTRAP, TOPIC) - every message of the topic, read from the
+# beginning by kcat: a list of hashes with topic, partition, offset, key,
+# payload and headers (a list of [name, value] pairs)
+sub consume_topic
+{
+	my ($bootstrap, $topic) = @_;
+	my ($out, $err);
+	run([ 'kcat', '-C', '-b', $bootstrap, '-t', $topic, '-o', 'beginning',
+			'-e', '-q', '-J' ],
+		'>', \$out, '2>', \$err, timeout(120))
+	  or die "kcat failed: $err";
+	my $json = JSON::PP->new;
+	my @messages;
+	for my $line (split /\n/, $out)
+	{
+		my $m = $json->decode($line);
+		my @h = @{ $m->{headers} // [] };
+		$m->{headers} = [ map { [ $h[ 2 * $_ ], $h[ 2 * $_ + 1 ] ] } 0 .. $#h / 2 ];
+		push @messages, $m;
+	}
+	return \@messages;
+}
+
+# wait_for_finished(NODE, N) - wait until N events are delivered or failed
+sub wait_for_finished
+{
+	my ($node, $n) = @_;
+	$node->poll_query_until('postgres',
+		"SELECT delivered + failed >= $n FROM kafka_stats")
+	  or die "timed out waiting for $n events to be finished";
+}
+
+# stats_row(NODE) - kafka_stats as a hash
+sub stats_row
+{
+	my ($node) = @_;
+	my $json = $node->safe_psql('postgres',
+		'SELECT row_to_json(s) FROM kafka_stats s');
+	return JSON::PP->new->decode($json);
+}
+
+1;
