@@ -14,23 +14,31 @@
 #include "metrics.h"
 
 /*
- * enqueue_check_fits - ERROR if a block of block_length bytes could never fit
- * in the queue, however empty
+ * enqueue_check_fits - ERROR if a block of block_length bytes, the last event
+ * of which takes event_size bytes, could never fit in the queue
  */
 void
 enqueue_check_fits(uint64 block_length, uint64 event_size)
 {
-	if (block_length > ring_capacity())
+	if (block_length <= ring_capacity())
+		return;
+	if (SK_BLOCK_HEADER_SIZE + event_size > ring_capacity())
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("Kafka event too large for the streamkafka queue"),
-				 errdetail("The event needs %llu bytes and the transaction's events %llu bytes, "
-						   "but streamkafka.queue_size holds %llu bytes.",
+				 errdetail("The event needs %llu bytes, but streamkafka.queue_size holds %llu bytes.",
 						   (unsigned long long) event_size,
-						   (unsigned long long) block_length,
 						   (unsigned long long) ring_capacity()),
-				 errhint("Raise streamkafka.queue_size (needs a restart), or publish fewer "
-						 "or smaller events in one transaction.")));
+				 errhint("Raise streamkafka.queue_size (needs a restart), or publish a smaller event.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("transaction's Kafka events too large for the streamkafka queue"),
+			 errdetail("With this event the transaction's events need %llu bytes, "
+					   "but streamkafka.queue_size holds %llu bytes; all of them must fit at commit.",
+					   (unsigned long long) block_length,
+					   (unsigned long long) ring_capacity()),
+			 errhint("Raise streamkafka.queue_size (needs a restart), publish fewer events "
+					 "per transaction, or use transactional => false.")));
 }
 
 /*

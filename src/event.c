@@ -51,8 +51,8 @@ event_check_topic(const char *topic, int len)
 	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid Kafka topic name \"%s\"",
-						pnstrdup(topic, Min(len, 300))),
+				 errmsg("invalid Kafka topic name \"%s%s\"",
+						pnstrdup(topic, Min(len, 64)), len > 64 ? "..." : ""),
 				 errdetail("%s", problem),
 				 errhint(EVENT_TOPIC_HINT)));
 }
