@@ -41,10 +41,43 @@ json_int_field(JsonbContainer *object, const char *key, int64 fallback)
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
 }
 
+/* one broker entry's state: 1 up, 0 never needed (INIT), -1 down or reconnecting */
+static int
+broker_state(JsonbContainer *broker)
+{
+	int			len;
+	const char *state = json_string_field(broker, "state", &len);
+
+	if (state && ((len == 2 && memcmp(state, "UP", 2) == 0) ||
+				  (len == 6 && memcmp(state, "UPDATE", 6) == 0)))
+		return 1;
+	if (state && len == 4 && memcmp(state, "INIT", 4) == 0)
+		return 0;
+	return -1;
+}
+
+/* counts of brokers by state */
+typedef struct BrokerCounts
+{
+	int			total;
+	int			up;
+	int			down;
+} BrokerCounts;
+
+static void
+broker_count(BrokerCounts *counts, int state)
+{
+	counts->total++;
+	counts->up += state > 0;
+	counts->down += state < 0;
+}
+
 /*
- * rdstats_process - count the cluster's brokers (node id >= 0; bootstrap
- * entries have -1) by state: UP/UPDATE are up, INIT was never needed
- * (librdkafka connects sparsely), any other state is down or reconnecting
+ * rdstats_process - count the cluster's brokers by state.  Brokers learned
+ * from metadata count; the configured bootstrap entries count only while no
+ * broker was ever learned (then they are all there is: e.g. every bootstrap
+ * address refuses connections).  librdkafka connects sparsely, so INIT means
+ * "not needed yet", not down.
  */
 void
 rdstats_process(const char *json)
@@ -55,9 +88,8 @@ rdstats_process(const char *json)
 	JsonbIterator *it;
 	JsonbIteratorToken tok;
 	JsonbValue	v;
-	int			total = 0;
-	int			up = 0;
-	int			down = 0;
+	BrokerCounts learned = {0};
+	BrokerCounts configured = {0};
 
 	brokers = getKeyJsonValueFromContainer(&stats->root, "brokers", 7, &tmp);
 	if (brokers == NULL || brokers->type != jbvBinary)
@@ -66,20 +98,19 @@ rdstats_process(const char *json)
 	it = JsonbIteratorInit(brokers->val.binary.data);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
-		const char *state;
-		int			len;
+		const char *source;
+		int			len = 0;
 
 		if (tok != WJB_VALUE || v.type != jbvBinary)
 			continue;
-		if (json_int_field(v.val.binary.data, "nodeid", -1) < 0)
-			continue;
-		state = json_string_field(v.val.binary.data, "state", &len);
-		total++;
-		if (state && ((len == 2 && memcmp(state, "UP", 2) == 0) ||
-					  (len == 6 && memcmp(state, "UPDATE", 6) == 0)))
-			up++;
-		else if (!(state && len == 4 && memcmp(state, "INIT", 4) == 0))
-			down++;
+		source = json_string_field(v.val.binary.data, "source", &len);
+		if (json_int_field(v.val.binary.data, "nodeid", -1) >= 0)
+			broker_count(&learned, broker_state(v.val.binary.data));
+		else if (source && len == 10 && memcmp(source, "configured", 10) == 0)
+			broker_count(&configured, broker_state(v.val.binary.data));
 	}
-	metrics_set_brokers(total, up, down);
+	if (learned.total > 0)
+		metrics_set_brokers(learned.total, learned.up, learned.down);
+	else
+		metrics_set_brokers(configured.total, configured.up, configured.down);
 }
