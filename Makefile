@@ -10,6 +10,7 @@ OBJS = \
 	src/enqueue.o \
 	src/pending.o \
 	src/publish.o \
+	src/flush.o \
 	src/metrics.o \
 	src/rdstats.o \
 	src/producer.o \
@@ -25,7 +26,7 @@ PG_CFLAGS = -Wextra
 SHLIB_LINK = -lrdkafka -lpthread
 
 # pg_regress: a temporary instance with the preload and the mock cluster
-REGRESS = setup publish transactions errors stats
+REGRESS = setup publish transactions errors settings stats
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check_regress
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -34,6 +34,7 @@ CREATE FUNCTION kafka_stats_snapshot(
     OUT queued bigint,
     OUT delivered bigint,
     OUT failed bigint,
+    OUT dropped bigint,
     OUT rejected bigint,
     OUT queue_events bigint,
     OUT queue_bytes bigint,
@@ -48,6 +49,12 @@ LANGUAGE C VOLATILE PARALLEL SAFE;
 
 CREATE VIEW kafka_stats AS SELECT * FROM kafka_stats_snapshot();
 
+-- kafka_flush: wait until every event queued before the call is acknowledged
+-- or given up on (true), or until timeout_ms passed (false)
+CREATE FUNCTION kafka_flush(timeout_ms integer DEFAULT 30000) RETURNS boolean
+AS 'MODULE_PATHNAME', 'streamkafka_flush'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 CREATE FUNCTION kafka_health() RETURNS jsonb
 AS 'MODULE_PATHNAME', 'streamkafka_health'
 LANGUAGE C VOLATILE PARALLEL SAFE;
@@ -58,6 +65,8 @@ COMMENT ON FUNCTION kafka_publish(text, bytea, text, jsonb, integer, boolean) IS
     'queue a Kafka event (bytea value); sent only if the transaction commits unless transactional => false';
 COMMENT ON FUNCTION kafka_publish(text, jsonb, text, jsonb, integer, boolean) IS
     'queue a Kafka event (jsonb value, sent as JSON text); sent only if the transaction commits unless transactional => false';
+COMMENT ON FUNCTION kafka_flush(integer) IS
+    'wait until every event queued before the call is acknowledged or given up on; false on timeout';
 COMMENT ON VIEW kafka_stats IS 'streamkafka delivery counters and queue depth (one row)';
 COMMENT ON FUNCTION kafka_health() IS 'streamkafka health: status, worker, producer, brokers, queue';
 
@@ -78,6 +87,8 @@ REVOKE ALL ON FUNCTION kafka_publish(text, jsonb, text, jsonb, integer, boolean)
 GRANT EXECUTE ON FUNCTION kafka_publish(text, text, text, jsonb, integer, boolean) TO streamkafka_publisher;
 GRANT EXECUTE ON FUNCTION kafka_publish(text, bytea, text, jsonb, integer, boolean) TO streamkafka_publisher;
 GRANT EXECUTE ON FUNCTION kafka_publish(text, jsonb, text, jsonb, integer, boolean) TO streamkafka_publisher;
+REVOKE ALL ON FUNCTION kafka_flush(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kafka_flush(integer) TO streamkafka_publisher;
 
 REVOKE ALL ON FUNCTION kafka_stats_snapshot() FROM PUBLIC;
 REVOKE ALL ON FUNCTION kafka_health() FROM PUBLIC;

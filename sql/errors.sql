@@ -20,6 +20,10 @@ SELECT try($$SELECT kafka_publish('t', 'v', headers => '{"a": ["x", ["y"]]}')$$)
 SELECT try($$SELECT kafka_publish('t', 'v', headers => '{"a": ["x", 2]}')$$);
 -- partition
 SELECT try($$SELECT kafka_publish('t', 'v', partition => -1)$$);
+-- kafka_flush
+SELECT try($$SELECT kafka_flush(-1)$$);
+-- larger than streamkafka.message_max_bytes (8MB here)
+SELECT try($$SELECT kafka_publish('t', repeat('x', 9 * 1024 * 1024))$$);
 -- a value larger than the queue (4MB here) could ever hold
 SELECT try($$SELECT kafka_publish('t', repeat('x', 5 * 1024 * 1024))$$);
 SELECT try($$SELECT kafka_publish('t', repeat('x', 5 * 1024 * 1024), transactional => false)$$);

@@ -3,8 +3,8 @@ SELECT attname, format_type(atttypid, atttypmod)
   FROM pg_attribute WHERE attrelid = 'kafka_stats'::regclass AND attnum > 0
  ORDER BY attnum;
 
-SELECT queued >= delivered + failed AS consistent,
-       queue_events = queued - delivered - failed AS queue_events_adds_up,
+SELECT queued >= delivered + failed + dropped AS consistent,
+       queue_events = queued - delivered - failed - dropped AS queue_events_adds_up,
        queue_size = 4 * 1024 * 1024 AS queue_size_from_setting
   FROM kafka_stats;
 

@@ -4,14 +4,28 @@
  *		once, a transaction's events as one block at commit (see pending.c),
  *		and says what happens when the queue has no room.
  *
- * When the queue is full the statement (or the COMMIT) fails with SQLSTATE
- * 53000 and nothing is queued: the caller's data is never half-published.
+ * When the queue is full, streamkafka.overflow decides:
+ *   error       the statement (or the COMMIT) fails with SQLSTATE 53000;
+ *   block       wait up to streamkafka.enqueue_timeout_ms for space, then fail;
+ *   drop_newest the new event (a committing transaction: all its events) is
+ *               counted as dropped and not queued; the statement succeeds;
+ *   drop_oldest the worker discards the oldest events librdkafka does not
+ *               hold; the session waits up to enqueue_timeout_ms for that,
+ *               then drops its own events as drop_newest does.
+ * A transaction is never half-published: its events are queued, dropped or
+ * failed together.  Waiting is for queue space only, never for the network.
  */
 #include "postgres.h"
+
+#include "pgstat.h"
+#include "utils/timestamp.h"
 
 #include "ring.h"
 #include "enqueue.h"
 #include "metrics.h"
+#include "settings.h"
+
+#define DROP_LOG_INTERVAL_MS	10000
 
 /*
  * enqueue_check_fits - ERROR if a block of block_length bytes, the last event
@@ -41,29 +55,98 @@ enqueue_check_fits(uint64 block_length, uint64 event_size)
 					 "per transaction, or use transactional => false.")));
 }
 
-/*
- * enqueue_reserve - reserve a block or fail with SQLSTATE 53000
- */
-uint64
-enqueue_reserve(uint64 block_length, uint32 nevents, bool at_commit)
+/* wait up to enqueue_timeout_ms for room; with evict, ask the worker to make it */
+static bool
+enqueue_wait_for_space(uint64 block_length, uint32 nevents, bool evict, uint64 *off)
 {
-	uint64		off;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   sk_enqueue_timeout_ms);
+	bool		reserved = false;
 
-	if (ring_reserve(block_length, nevents, &off))
-		return off;
+	ConditionVariablePrepareToSleep(&sk_ring->space_cv);
+	for (;;)
+	{
+		long		remaining;
+
+		if (evict)
+			ring_request_eviction(block_length);
+		if (ring_reserve(block_length, nevents, off))
+		{
+			reserved = true;
+			break;
+		}
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+			break;
+		/* checks for interrupts: Ctrl-C ends the wait */
+		(void) ConditionVariableTimedSleep(&sk_ring->space_cv, remaining, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	return reserved;
+}
+
+/* count events dropped by policy; log at most once per interval per session */
+static void
+enqueue_drop(uint32 nevents)
+{
+	static TimestampTz last_log = 0;
+	static uint64 unlogged = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	metrics_count_queued(nevents);
+	metrics_count_dropped(nevents);
+	unlogged += nevents;
+	if (!TimestampDifferenceExceeds(last_log, now, DROP_LOG_INTERVAL_MS))
+		return;
+	ereport(LOG,
+			(errmsg("streamkafka queue is full: dropped %llu new event(s) (overflow = %s)",
+					(unsigned long long) unlogged, settings_overflow_name(sk_overflow))));
+	unlogged = 0;
+	last_log = now;
+}
+
+/*
+ * enqueue_reserve - reserve a block.  False: the events were dropped by the
+ * overflow policy (counted).  Fails with SQLSTATE 53000 under error and block.
+ */
+bool
+enqueue_reserve(uint64 block_length, uint32 nevents, bool at_commit, uint64 *off)
+{
+	int			policy = sk_overflow;
+
+	if (ring_reserve(block_length, nevents, off))
+		return true;
+
+	if (policy == SK_OVERFLOW_DROP_NEWEST)
+	{
+		enqueue_drop(nevents);
+		return false;
+	}
+	if ((policy == SK_OVERFLOW_BLOCK || policy == SK_OVERFLOW_DROP_OLDEST) &&
+		enqueue_wait_for_space(block_length, nevents,
+							   policy == SK_OVERFLOW_DROP_OLDEST, off))
+		return true;
+	if (policy == SK_OVERFLOW_DROP_OLDEST)
+	{
+		enqueue_drop(nevents);
+		return false;
+	}
 
 	metrics_count_rejected(nevents);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 			 errmsg("streamkafka queue is full"),
 			 at_commit ?
-			 errdetail("The transaction's %u Kafka event(s) need %llu bytes; "
+			 errdetail("The transaction's %u Kafka event(s) need %llu bytes%s; "
 					   "the transaction is rolled back and none of them is published.",
-					   nevents, (unsigned long long) block_length) :
-			 errdetail("The event needs %llu bytes; it was not published.",
-					   (unsigned long long) block_length),
+					   nevents, (unsigned long long) block_length,
+					   policy == SK_OVERFLOW_BLOCK ? ", and no room came free within streamkafka.enqueue_timeout_ms" : "") :
+			 errdetail("The event needs %llu bytes%s; it was not published.",
+					   (unsigned long long) block_length,
+					   policy == SK_OVERFLOW_BLOCK ? ", and no room came free within streamkafka.enqueue_timeout_ms" : ""),
 			 errhint("Events wait in the queue until Kafka acknowledges them: check "
-					 "SELECT kafka_health(), or raise streamkafka.queue_size.")));
+					 "SELECT kafka_health(), raise streamkafka.queue_size, or choose "
+					 "another streamkafka.overflow policy.")));
 	pg_unreachable();
 }
 
@@ -77,7 +160,8 @@ enqueue_now(const SkEvent *event, uint64 size, int64 event_id)
 	uint64		off;
 
 	enqueue_check_fits(block_length, size);
-	off = enqueue_reserve(block_length, 1, false);
+	if (!enqueue_reserve(block_length, 1, false, &off))
+		return;
 	/* from here to ring_block_ready nothing can fail */
 	event_pack_ring(off + SK_BLOCK_HEADER_SIZE, event, event_id, SK_BLOCK_HEADER_SIZE);
 	metrics_count_queued(1);

@@ -195,7 +195,7 @@ event_pack_to(EventSink *sink, const SkEvent *event, int64 event_id,
 	header.headers_len = event->headers_len;
 	header.topic_len = (uint16) event->topic_len;
 	header.nheaders = event->nheaders;
-	header.unused = 0;
+	header.sent_generation = 0;
 
 	sink_put(sink, &header, sizeof(header));
 	sink_put(sink, event->topic, event->topic_len);

@@ -14,13 +14,15 @@
 /* event flags, written by the worker only */
 #define SK_EVENT_DELIVERED	0x1
 #define SK_EVENT_FAILED		0x2
-#define SK_EVENT_FINISHED	(SK_EVENT_DELIVERED | SK_EVENT_FAILED)
+#define SK_EVENT_DROPPED	0x4		/* discarded by overflow = drop_oldest */
+#define SK_EVENT_FINISHED	(SK_EVENT_DELIVERED | SK_EVENT_FAILED | SK_EVENT_DROPPED)
 
 /*
  * SkEventHeader - what starts every event in a block, followed by the topic
  * (NUL terminated), the key, the value and the packed headers.  Every field
- * sits in an 8-byte aligned word (see ring.h); length and flags share the
- * first word, so the worker can update flags in place in the ring.
+ * sits in an 8-byte aligned word (see ring.h), so the worker can update flags
+ * and sent_generation in place in the ring.  An event is in flight when its
+ * sent_generation is the current producer's and it is not finished.
  */
 typedef struct SkEventHeader
 {
@@ -34,7 +36,7 @@ typedef struct SkEventHeader
 	uint32		headers_len;	/* bytes of packed headers */
 	uint16		topic_len;		/* without the NUL */
 	uint16		nheaders;
-	uint32		unused;
+	uint32		sent_generation;	/* producer holding it, 0: none (worker only) */
 } SkEventHeader;
 
 /*

@@ -3,10 +3,11 @@
  *		Delivery counters and the worker's status in shared memory, and the
  *		SQL functions behind the kafka_stats view and kafka_health().
  *
- * Counters are atomics: backends add to queued and rejected, the worker to
- * delivered and failed.  The text and timestamp fields sit under one
+ * Counters are atomics: backends add to queued, rejected and dropped
+ * (drop_newest), the worker to delivered, failed and dropped (drop_oldest).
+ * queued = delivered + failed + dropped + queue_events at every moment.  The text and timestamp fields sit under one
  * spinlock, held only to copy them.  Readers take no lock for the counters;
- * they read delivered and failed before queued, so queue_events (queued
+ * they read the finished counts before queued, so queue_events (queued
  * minus the finished ones) is never negative.
  */
 #include "postgres.h"
@@ -38,6 +39,7 @@ typedef struct SkMetrics
 	pg_atomic_uint64 delivered; /* acknowledged by Kafka */
 	pg_atomic_uint64 failed;	/* given up on by the producer */
 	pg_atomic_uint64 rejected;	/* refused: queue full, statement failed */
+	pg_atomic_uint64 dropped;	/* discarded by the overflow policy */
 	pg_atomic_uint64 delivered_bytes;
 
 	slock_t		lock;			/* protects everything below */
@@ -80,6 +82,7 @@ metrics_shmem_init(void)
 	pg_atomic_init_u64(&sk_metrics->delivered, 0);
 	pg_atomic_init_u64(&sk_metrics->failed, 0);
 	pg_atomic_init_u64(&sk_metrics->rejected, 0);
+	pg_atomic_init_u64(&sk_metrics->dropped, 0);
 	pg_atomic_init_u64(&sk_metrics->delivered_bytes, 0);
 	SpinLockInit(&sk_metrics->lock);
 }
@@ -94,6 +97,12 @@ void
 metrics_count_rejected(uint32 nevents)
 {
 	pg_atomic_fetch_add_u64(&sk_metrics->rejected, nevents);
+}
+
+void
+metrics_count_dropped(uint64 nevents)
+{
+	pg_atomic_fetch_add_u64(&sk_metrics->dropped, nevents);
 }
 
 void
@@ -184,6 +193,7 @@ typedef struct MetricsSnapshot
 	uint64		delivered;
 	uint64		failed;
 	uint64		rejected;
+	uint64		dropped;
 	uint64		delivered_bytes;
 	uint64		queue_bytes;
 	SkMetrics	status;			/* only the lock-protected fields are used */
@@ -197,6 +207,7 @@ metrics_snapshot(MetricsSnapshot *snap)
 
 	snap->delivered = pg_atomic_read_u64(&sk_metrics->delivered);
 	snap->failed = pg_atomic_read_u64(&sk_metrics->failed);
+	snap->dropped = pg_atomic_read_u64(&sk_metrics->dropped);
 	pg_read_barrier();
 	snap->queued = pg_atomic_read_u64(&sk_metrics->queued);
 	snap->rejected = pg_atomic_read_u64(&sk_metrics->rejected);
@@ -233,8 +244,8 @@ streamkafka_stats(PG_FUNCTION_ARGS)
 {
 	MetricsSnapshot snap;
 	TupleDesc	tupdesc;
-	Datum		values[11];
-	bool		nulls[11] = {0};
+	Datum		values[12];
+	bool		nulls[12] = {0};
 	uint64		finished;
 
 	streamkafka_require_preload();
@@ -242,20 +253,21 @@ streamkafka_stats(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 
 	metrics_snapshot(&snap);
-	finished = snap.delivered + snap.failed;
+	finished = snap.delivered + snap.failed + snap.dropped;
 
 	values[0] = Int64GetDatum(snap.queued);
 	values[1] = Int64GetDatum(snap.delivered);
 	values[2] = Int64GetDatum(snap.failed);
-	values[3] = Int64GetDatum(snap.rejected);
-	values[4] = Int64GetDatum(snap.queued > finished ? snap.queued - finished : 0);
-	values[5] = Int64GetDatum(snap.queue_bytes);
-	values[6] = Int64GetDatum(ring_capacity());
-	values[7] = Int64GetDatum(snap.delivered_bytes);
-	values[8] = timestamp_or_null(snap.status.last_delivered_at, &nulls[8]);
-	values[9] = CStringGetTextDatum(snap.status.last_error);
-	nulls[9] = snap.status.last_error[0] == '\0';
-	values[10] = timestamp_or_null(snap.status.last_error_at, &nulls[10]);
+	values[3] = Int64GetDatum(snap.dropped);
+	values[4] = Int64GetDatum(snap.rejected);
+	values[5] = Int64GetDatum(snap.queued > finished ? snap.queued - finished : 0);
+	values[6] = Int64GetDatum(snap.queue_bytes);
+	values[7] = Int64GetDatum(ring_capacity());
+	values[8] = Int64GetDatum(snap.delivered_bytes);
+	values[9] = timestamp_or_null(snap.status.last_delivered_at, &nulls[9]);
+	values[10] = CStringGetTextDatum(snap.status.last_error);
+	nulls[10] = snap.status.last_error[0] == '\0';
+	values[11] = timestamp_or_null(snap.status.last_error_at, &nulls[11]);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

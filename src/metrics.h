@@ -14,6 +14,7 @@ extern void metrics_shmem_init(void);
 /* backends */
 extern void metrics_count_queued(uint32 nevents);
 extern void metrics_count_rejected(uint32 nevents);
+extern void metrics_count_dropped(uint64 nevents);
 
 /* the worker */
 extern void metrics_count_delivered(uint64 bytes);

@@ -214,7 +214,12 @@ pending_reserve(void)
 	uint64		off;
 	uint64		pos;
 
-	off = enqueue_reserve(SK_BLOCK_HEADER_SIZE + pending_bytes, pending_events, true);
+	if (!enqueue_reserve(SK_BLOCK_HEADER_SIZE + pending_bytes, pending_events, true, &off))
+	{
+		/* dropped by the overflow policy (counted): the commit goes on */
+		pending_reset();
+		return;
+	}
 	block_off = off;
 	block_reserved = true;
 

@@ -39,7 +39,7 @@
 
 #define PRODUCER_LOG_LINES	64
 #define PRODUCER_LOG_LEN	512
-#define PRODUCER_MAX_CONF	24
+#define PRODUCER_MAX_CONF	64
 
 typedef struct ConfPair
 {
@@ -56,7 +56,8 @@ typedef struct TopicEntry
 static rd_kafka_t *rk = NULL;
 static HTAB *topics = NULL;
 static TopicEntry *last_topic = NULL;
-static char config_fingerprint[8192];
+static char config_fingerprint[16384];	/* settings the producer was built from */
+static char failed_fingerprint[16384];	/* settings last rejected by librdkafka */
 static bool fatal_error = false;
 
 /* log lines and statistics recorded by callbacks, handled after polling */
@@ -143,21 +144,67 @@ producer_conf_pairs(ConfPair *pairs)
 	CONF("queue.buffering.max.kbytes", "%d", 2097151);
 	CONF("statistics.interval.ms", "%d", 1000);
 	CONF("log.queue", "%s", "true");
+	CONF("batch.size", "%d", sk_batch_size);
+	CONF("batch.num.messages", "%d", sk_batch_num_messages);
+	CONF("message.max.bytes", "%d", sk_message_max_bytes);
+	CONF("request.timeout.ms", "%d", sk_request_timeout_ms);
+	CONF("retries", "%d", sk_retries);
+	CONF("retry.backoff.ms", "%d", sk_retry_backoff_ms);
 #undef CONF
-	Assert(n <= PRODUCER_MAX_CONF);
 	return n;
+}
+
+typedef struct PairList
+{
+	ConfPair   *pairs;
+	int			n;
+} PairList;
+
+static void
+add_option_pair(const char *name, const char *value, void *arg)
+{
+	PairList   *list = arg;
+
+	if (list->n == PRODUCER_MAX_CONF)
+		return;
+	list->pairs[list->n].name = strdup(name);
+	strlcpy(list->pairs[list->n].value, value, sizeof(list->pairs[list->n].value));
+	list->n++;
+}
+
+/* streamkafka.* settings, then rdkafka_options (already checked) */
+static int
+producer_all_pairs(ConfPair *pairs, int *first_option)
+{
+	PairList	list = {pairs, 0};
+	char		error[256];
+
+	list.n = producer_conf_pairs(pairs);
+	*first_option = list.n;
+	(void) settings_parse_rdkafka_options(sk_rdkafka_options, add_option_pair, &list,
+										  error, sizeof(error));
+	return list.n;
+}
+
+static void
+free_option_names(ConfPair *pairs, int first_option, int n)
+{
+	for (int i = first_option; i < n; i++)
+		free((char *) pairs[i].name);
 }
 
 static void
 producer_fingerprint(char *out, size_t outlen)
 {
 	ConfPair	pairs[PRODUCER_MAX_CONF];
-	int			n = producer_conf_pairs(pairs);
+	int			first_option;
+	int			n = producer_all_pairs(pairs, &first_option);
 	size_t		used = 0;
 
 	out[0] = '\0';
 	for (int i = 0; i < n && used < outlen; i++)
 		used += snprintf(out + used, outlen - used, "%s=%s ", pairs[i].name, pairs[i].value);
+	free_option_names(pairs, first_option, n);
 }
 
 /* rd_kafka_conf_t from the settings, or NULL with errstr filled */
@@ -166,7 +213,8 @@ producer_conf(char *errstr, size_t errlen)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	ConfPair	pairs[PRODUCER_MAX_CONF];
-	int			n = producer_conf_pairs(pairs);
+	int			first_option;
+	int			n = producer_all_pairs(pairs, &first_option);
 	char		reason[512];
 
 	for (int i = 0; i < n; i++)
@@ -176,9 +224,11 @@ producer_conf(char *errstr, size_t errlen)
 		{
 			snprintf(errstr, errlen, "%s=%s: %s", pairs[i].name, pairs[i].value, reason);
 			rd_kafka_conf_destroy(conf);
+			free_option_names(pairs, first_option, n);
 			return NULL;
 		}
 	}
+	free_option_names(pairs, first_option, n);
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_stats_cb(conf, on_stats);
@@ -204,34 +254,45 @@ producer_new_handle(rd_kafka_conf_t *conf, char *errstr, size_t errlen)
 }
 
 /*
- * producer_start - build the producer from the current settings.  On failure
- * logs why, records it for kafka_health(), and returns false.
+ * producer_start - build a producer from the current settings and make it
+ * the worker's, after stopping the previous one (waiting up to
+ * old_flush_timeout_ms for its acknowledgements).  If librdkafka rejects the
+ * settings, logs why, records it for kafka_health(), keeps the previous
+ * producer (if any) and returns false.
  */
 bool
-producer_start(int wake_fd)
+producer_start(int wake_fd, int old_flush_timeout_ms)
 {
 	char		errstr[512];
+	char		fingerprint[sizeof(config_fingerprint)];
 	rd_kafka_conf_t *conf;
+	rd_kafka_t *handle = NULL;
 	rd_kafka_queue_t *mainq;
 	HASHCTL		ctl = {0};
 	const char *bootstrap = sk_brokers;
 
-	Assert(rk == NULL);
-	producer_fingerprint(config_fingerprint, sizeof(config_fingerprint));
-	fatal_error = false;
-
+	producer_fingerprint(fingerprint, sizeof(fingerprint));
 	conf = producer_conf(errstr, sizeof(errstr));
 	if (conf != NULL)
-		rk = producer_new_handle(conf, errstr, sizeof(errstr));
-	if (rk == NULL)
+		handle = producer_new_handle(conf, errstr, sizeof(errstr));
+	if (handle == NULL)
 	{
 		ereport(LOG,
-				(errmsg("streamkafka worker could not create its Kafka producer: %s", errstr),
-				 errhint("Fix the streamkafka.* settings and reload; events wait in the queue.")));
+				(errmsg("streamkafka worker could not create a Kafka producer: %s", errstr),
+				 errhint(rk ? "The previous producer keeps running with the previous settings; fix the streamkafka.* settings and reload."
+						 : "Fix the streamkafka.* settings and reload; events wait in the queue.")));
 		metrics_note_error(errstr);
-		metrics_producer_state(false, settings_mock_mode(), "");
+		strlcpy(failed_fingerprint, fingerprint, sizeof(failed_fingerprint));
+		if (rk == NULL)
+			metrics_producer_state(false, settings_mock_mode(), "");
 		return false;
 	}
+
+	producer_stop(old_flush_timeout_ms);
+	rk = handle;
+	strlcpy(config_fingerprint, fingerprint, sizeof(config_fingerprint));
+	failed_fingerprint[0] = '\0';
+	fatal_error = false;
 
 	rd_kafka_set_log_queue(rk, NULL);
 	mainq = rd_kafka_queue_get_main(rk);
@@ -275,7 +336,7 @@ producer_must_rebuild(void)
 	if (fatal_error)
 		return true;
 	producer_fingerprint(now, sizeof(now));
-	return strcmp(now, config_fingerprint) != 0;
+	return strcmp(now, config_fingerprint) != 0 && strcmp(now, failed_fingerprint) != 0;
 }
 
 static void
@@ -340,6 +401,47 @@ producer_topic(const char *name)
 	return entry->rkt;
 }
 
+/* does a packed header list have a header called name? */
+static bool
+has_header(const char *packed, int count, const char *name)
+{
+	for (int i = 0; i < count; i++)
+	{
+		SkPackedHeader ph;
+
+		memcpy(&ph, packed, sizeof(ph));
+		if (strcmp(packed + sizeof(ph), name) == 0)
+			return true;
+		packed += sizeof(ph) + ph.name_len + 1 + Max(ph.value_len, 0);
+	}
+	return false;
+}
+
+/* append packed headers to vus, skipping names already in "unless" */
+static int
+add_headers(rd_kafka_vu_t *vus, int n, const char *p, int count,
+			const char *unless, int unless_count)
+{
+	for (int i = 0; i < count; i++)
+	{
+		SkPackedHeader ph;
+		const char *name;
+
+		memcpy(&ph, p, sizeof(ph));
+		name = p + sizeof(ph);
+		p = name + ph.name_len + 1;
+		if (unless == NULL || !has_header(unless, unless_count, name))
+		{
+			vus[n].vtype = RD_KAFKA_VTYPE_HEADER;
+			vus[n].u.header.name = name;
+			vus[n].u.header.val = ph.value_len < 0 ? NULL : p;
+			vus[n++].u.header.size = Max(ph.value_len, 0);
+		}
+		p += Max(ph.value_len, 0);
+	}
+	return n;
+}
+
 /*
  * producer_send - hand one event to librdkafka.  The value is used in place
  * unless copy_value (the event wraps around the ring's end and was copied).
@@ -351,15 +453,17 @@ producer_send(const SkEventView *event, bool copy_value, uint64 opaque)
 	static int	max_vus = 0;
 	const SkEventHeader *h = event->header;
 	int			n = 0;
-	const char *p = event->headers;
 	rd_kafka_error_t *error;
 	rd_kafka_resp_err_t err;
 
-	if (max_vus < 6 + h->nheaders)
+	const SkPackedHeaders *defaults = sk_default_headers_packed;
+	int			most = 6 + h->nheaders + (defaults ? defaults->count : 0);
+
+	if (max_vus < most)
 	{
 		if (vus != NULL)
 			pfree(vus);
-		max_vus = 6 + h->nheaders + 16;
+		max_vus = most + 16;
 		vus = MemoryContextAlloc(TopMemoryContext, max_vus * sizeof(rd_kafka_vu_t));
 	}
 
@@ -380,19 +484,9 @@ producer_send(const SkEventView *event, bool copy_value, uint64 opaque)
 	vus[n++].u.i = copy_value ? RD_KAFKA_MSG_F_COPY : 0;
 	vus[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
 	vus[n++].u.ptr = (void *) (uintptr_t) opaque;
-	for (int i = 0; i < h->nheaders; i++)
-	{
-		SkPackedHeader ph;
-
-		memcpy(&ph, p, sizeof(ph));
-		p += sizeof(ph);
-		vus[n].vtype = RD_KAFKA_VTYPE_HEADER;
-		vus[n].u.header.name = p;
-		p += ph.name_len + 1;
-		vus[n].u.header.val = ph.value_len < 0 ? NULL : p;
-		vus[n++].u.header.size = Max(ph.value_len, 0);
-		p += Max(ph.value_len, 0);
-	}
+	n = add_headers(vus, n, event->headers, h->nheaders, NULL, 0);
+	if (defaults != NULL)
+		n = add_headers(vus, n, defaults->data, defaults->count, event->headers, h->nheaders);
 
 	error = rd_kafka_produceva(rk, vus, n);
 	if (error == NULL)
@@ -402,6 +496,19 @@ producer_send(const SkEventView *event, bool copy_value, uint64 opaque)
 		fatal_error = true;
 	rd_kafka_error_destroy(error);
 	return err;
+}
+
+/*
+ * producer_purge_queued - take back the events librdkafka has not put on the
+ * wire yet; their delivery reports (purged) are served here
+ */
+void
+producer_purge_queued(void)
+{
+	if (rk == NULL)
+		return;
+	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE);
+	rd_kafka_poll(rk, 0);
 }
 
 /*

@@ -12,8 +12,9 @@
 /* how many events may be handed to librdkafka and not yet acknowledged */
 #define SK_PRODUCER_WINDOW	100000
 
-extern bool producer_start(int wake_fd);
+extern bool producer_start(int wake_fd, int old_flush_timeout_ms);
 extern void producer_stop(int flush_timeout_ms);
+extern void producer_purge_queued(void);
 extern bool producer_running(void);
 extern bool producer_must_rebuild(void);
 extern void producer_poll(void);

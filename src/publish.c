@@ -16,11 +16,15 @@
 #include "event.h"
 #include "pending.h"
 #include "ring.h"
+#include "settings.h"
 #include "streamkafka.h"
 
 /* the last topic name that passed the check, to skip checking it again */
 static char last_topic[SK_TOPIC_MAX_LEN + 1];
 static int	last_topic_len = -1;
+
+/* the topic with streamkafka.topic_prefix in front */
+static char prefixed_topic[2 * SK_TOPIC_MAX_LEN + 1];
 
 /* reused buffer for packed headers */
 static StringInfo headers_buf = NULL;
@@ -33,6 +37,43 @@ publish_check_topic(const char *topic, int len)
 	event_check_topic(topic, len);
 	memcpy(last_topic, topic, len);
 	last_topic_len = len;
+}
+
+/* the checked topic name the event goes to: prefix + topic */
+static void
+publish_topic(text *topic, SkEvent *event)
+{
+	int			prefix_len = strlen(sk_topic_prefix);
+	int			len = VARSIZE_ANY_EXHDR(topic);
+
+	event->topic = VARDATA_ANY(topic);
+	event->topic_len = len;
+	if (prefix_len > 0 && len > 0)
+	{
+		len = Min(len, SK_TOPIC_MAX_LEN);
+		memcpy(prefixed_topic, sk_topic_prefix, prefix_len);
+		memcpy(prefixed_topic + prefix_len, event->topic, len);
+		event->topic = prefixed_topic;
+		event->topic_len = prefix_len + len;
+	}
+	publish_check_topic(event->topic, event->topic_len);
+}
+
+/* ERROR if the event is larger than streamkafka.message_max_bytes */
+static void
+publish_check_size(const SkEvent *event)
+{
+	uint64		size = (uint64) Max(event->key_len, 0) + Max(event->value_len, 0) +
+		event->headers_len;
+
+	if (size > (uint64) sk_message_max_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("Kafka event too large"),
+				 errdetail("Its key, value and headers take %llu bytes; streamkafka.message_max_bytes is %d.",
+						   (unsigned long long) size, sk_message_max_bytes),
+				 errhint("Publish a smaller event, or raise streamkafka.message_max_bytes "
+						 "(and the broker's and topic's max.message.bytes).")));
 }
 
 /* arguments: topic, value, key, headers, partition, transactional */
@@ -52,9 +93,7 @@ publish_event(FunctionCallInfo fcinfo, const char *value, int32 value_len)
 				 errmsg("Kafka topic must not be null"),
 				 errhint("Pass the topic name as the first argument of kafka_publish.")));
 	topic = PG_GETARG_TEXT_PP(0);
-	event.topic = VARDATA_ANY(topic);
-	event.topic_len = VARSIZE_ANY_EXHDR(topic);
-	publish_check_topic(event.topic, event.topic_len);
+	publish_topic(topic, &event);
 
 	event.value = value;
 	event.value_len = value_len;
@@ -93,6 +132,7 @@ publish_event(FunctionCallInfo fcinfo, const char *value, int32 value_len)
 					 errhint("Pass NULL to let the partitioner choose.")));
 	}
 
+	publish_check_size(&event);
 	size = event_packed_size(&event);
 	event_id = ring_next_event_id();
 	if (transactional)

@@ -25,14 +25,19 @@
  *   state at COMMIT or ABORT: one store each, which cannot fail.
  * - The consumer (the worker, alone) walks blocks from tail to head.  It
  *   stops at a WRITING block (blocks are sent in reservation order), skips
- *   ABANDONED ones and sends READY ones.  It owns the header's done counter
- *   and the events' flag words.  When blocks at the tail are finished (all
- *   events delivered or given up), it moves tail forward under the lock; only
- *   then can producers reuse the space.
+ *   ABANDONED ones and sends READY ones.  It owns the events' flag and
+ *   sent_generation words.  When blocks at the tail are finished (all events
+ *   delivered, given up or dropped), it moves tail forward under the lock;
+ *   only then can producers reuse the space.
  * - Waking: the consumer sets consumer_sleeping before it sleeps and then
  *   looks for work once more; a producer that made a block READY reads the
  *   flag after a full barrier and sets the latch only if it was set, so the
  *   worker is woken once per sleep, not once per event.
+ * - Waiting for space (overflow = block or drop_oldest) and kafka_flush()
+ *   sleep on space_cv, which the worker broadcasts whenever it moves tail.
+ * - drop_oldest: a session that finds no room adds the bytes it needs to
+ *   evict_request and wakes the worker, which discards the oldest events not
+ *   held by librdkafka (see sender.c).
  */
 #include "postgres.h"
 
@@ -80,7 +85,9 @@ ring_shmem_init(void)
 	sk_ring->size = ring_data_size();
 	sk_ring->consumer_latch = NULL;
 	pg_atomic_init_u32(&sk_ring->consumer_sleeping, 0);
-	pg_atomic_init_u64(&sk_ring->blocks_ready, 0);
+	pg_atomic_init_u64(&sk_ring->evict_request, 0);
+	ConditionVariableInit(&sk_ring->space_cv);
+	sk_ring->producer_generation = 0;
 
 	/*
 	 * Event ids start at 16 x microseconds since 2000 at every server start:
@@ -155,22 +162,64 @@ ring_read(uint64 off, void *dst, uint64 len)
 		memcpy((char *) dst + first, sk_ring->data, len - first);
 }
 
-/* wake the worker if it said it may be sleeping */
+/* set the worker's latch */
 static void
-ring_wake_consumer(void)
+ring_set_consumer_latch(void)
 {
 	Latch	   *latch;
-
-	pg_memory_barrier();
-	if (pg_atomic_read_u32(&sk_ring->consumer_sleeping) == 0 ||
-		pg_atomic_exchange_u32(&sk_ring->consumer_sleeping, 0) == 0)
-		return;
 
 	SpinLockAcquire(&sk_ring->lock);
 	latch = sk_ring->consumer_latch;
 	SpinLockRelease(&sk_ring->lock);
 	if (latch != NULL)
 		SetLatch(latch);
+}
+
+/* wake the worker if it said it may be sleeping */
+static void
+ring_wake_consumer(void)
+{
+	pg_memory_barrier();
+	if (pg_atomic_read_u32(&sk_ring->consumer_sleeping) == 0 ||
+		pg_atomic_exchange_u32(&sk_ring->consumer_sleeping, 0) == 0)
+		return;
+	ring_set_consumer_latch();
+}
+
+/*
+ * ring_request_eviction - ask the worker to discard the oldest events until
+ * bytes more are free (overflow = drop_oldest)
+ */
+void
+ring_request_eviction(uint64 bytes)
+{
+	uint64		current = pg_atomic_read_u64(&sk_ring->evict_request);
+
+	while (current < bytes &&
+		   !pg_atomic_compare_exchange_u64(&sk_ring->evict_request, &current, bytes))
+		;
+	ring_set_consumer_latch();
+}
+
+/*
+ * ring_take_eviction_request - the worker takes the bytes asked for (0: none)
+ */
+uint64
+ring_take_eviction_request(void)
+{
+	return pg_atomic_exchange_u64(&sk_ring->evict_request, 0);
+}
+
+/*
+ * ring_new_producer_generation - the worker starts a new producer; events
+ * marked with an older generation are no longer in flight
+ */
+uint32
+ring_new_producer_generation(void)
+{
+	if (++sk_ring->producer_generation == 0)
+		sk_ring->producer_generation = 1;
+	return sk_ring->producer_generation;
 }
 
 /*
@@ -180,10 +229,8 @@ void
 ring_block_ready(uint64 off)
 {
 	*ring_field(off, int64, enqueued_at) = GetCurrentTimestamp();
-	*ring_field(off, uint32, done) = 0;
 	pg_write_barrier();
 	pg_atomic_write_u32(ring_field(off, pg_atomic_uint32, state), SK_BLOCK_READY);
-	pg_atomic_fetch_add_u64(&sk_ring->blocks_ready, 1);
 	ring_wake_consumer();
 }
 
@@ -242,6 +289,7 @@ ring_release(uint64 new_tail)
 	Assert(new_tail >= sk_ring->tail && new_tail <= sk_ring->head);
 	sk_ring->tail = new_tail;
 	SpinLockRelease(&sk_ring->lock);
+	ConditionVariableBroadcast(&sk_ring->space_cv);
 }
 
 /*

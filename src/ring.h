@@ -7,6 +7,7 @@
 #define STREAMKAFKA_RING_H
 
 #include "port/atomics.h"
+#include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
 
@@ -27,8 +28,6 @@ typedef struct SkBlockHeader
 	uint32		nevents;
 	uint64		length;			/* bytes, header included, multiple of 8 */
 	int64		enqueued_at;	/* TimestampTz when it became READY */
-	uint32		done;			/* events delivered or given up (worker only) */
-	uint32		unused;
 } SkBlockHeader;
 
 #define SK_BLOCK_HEADER_SIZE	((uint64) sizeof(SkBlockHeader))
@@ -42,7 +41,9 @@ typedef struct SkRing
 	Latch	   *consumer_latch; /* the worker's latch, NULL if none */
 	pg_atomic_uint32 consumer_sleeping; /* 1 while the worker may sleep */
 	pg_atomic_uint64 next_event_id;
-	pg_atomic_uint64 blocks_ready;	/* blocks made READY since start */
+	pg_atomic_uint64 evict_request; /* bytes drop_oldest sessions need */
+	ConditionVariable space_cv; /* broadcast when space is released */
+	uint32		producer_generation;	/* the worker's current producer (worker only) */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } SkRing;
 
@@ -81,6 +82,7 @@ extern void ring_write(uint64 off, const void *src, uint64 len);
 extern void ring_block_ready(uint64 off);
 extern void ring_block_abandon(uint64 off);
 extern int64 ring_next_event_id(void);
+extern void ring_request_eviction(uint64 bytes);
 
 /* the consumer (worker) */
 extern void ring_consumer_attach(Latch *latch);
@@ -89,5 +91,7 @@ extern void ring_bounds(uint64 *tail, uint64 *head);
 extern void ring_release(uint64 new_tail);
 extern void ring_read(uint64 off, void *dst, uint64 len);
 extern void ring_consumer_may_sleep(bool sleeping);
+extern uint64 ring_take_eviction_request(void);
+extern uint32 ring_new_producer_generation(void);
 
 #endif							/* STREAMKAFKA_RING_H */

@@ -2,20 +2,26 @@
  * sender.c
  *		Walks the queue in the worker: hands READY blocks' events to the
  *		producer in queue order, records each delivery report in the event's
- *		flags and its block's done count, and gives finished blocks back to
- *		the queue.
+ *		flags, gives finished blocks back to the queue, and (overflow =
+ *		drop_oldest) discards the oldest events.
  *
- * The walk keeps its position in worker memory only.  Everything it must not
- * forget lives in shared memory, next to the event: an event is flagged
- * DELIVERED or FAILED when its report arrives, and its block is released
- * only when every event is flagged.  So when the worker restarts, or rebuilds
- * its producer, it walks again from the tail and sends just the events that
- * are not flagged: those that were in flight when it stopped (the only ones
- * that may reach Kafka twice) and those never sent.
+ * The walk keeps only its position in worker memory.  What it must not forget
+ * lives in shared memory, in the event itself: the flags (DELIVERED, FAILED,
+ * DROPPED: finished) and sent_generation, the generation of the producer that
+ * holds the event.  An event is in flight when it is not finished and its
+ * sent_generation is the current producer's.  A block is released when all
+ * its events are finished; being finished never reverts, so the release scan
+ * resumes where it stopped.  So when the worker restarts or builds a new
+ * producer (a new generation), or after librdkafka's queue was purged, the
+ * walk starts again from the tail and sends exactly the events that are
+ * neither finished nor in flight.  Only events in flight when a worker or
+ * producer went away (Kafka may have them; their report was lost) are sent
+ * twice.
  */
 #include "postgres.h"
 
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "event.h"
 #include "metrics.h"
@@ -23,15 +29,22 @@
 #include "ring.h"
 #include "sender.h"
 
+#define DROP_LOG_INTERVAL_MS	10000
+
 typedef struct SenderState
 {
+	uint32		generation;		/* the current producer's */
 	uint64		next_block;		/* the next block the walk visits */
-	uint64		block;			/* the block being sent */
+	uint64		block;			/* the block being walked */
 	uint64		next_event;		/* its next event */
-	uint32		events_left;	/* its events not yet sent */
+	uint32		events_left;	/* its events not yet walked */
 	uint64		inflight;		/* sent, no delivery report yet */
 	bool		backpressure;	/* librdkafka said its queue is full */
 	bool		delivered_since_check;
+	uint64		scan_block;		/* release: the block partly found finished */
+	uint64		scan_event;		/* ... and its first event not finished */
+	uint64		dropped_unlogged;
+	TimestampTz last_drop_log;
 } SenderState;
 
 static SenderState sender;
@@ -40,32 +53,39 @@ static SenderState sender;
 static char *wrapped = NULL;
 static uint64 wrapped_size = 0;
 
+#define EVENT_FIELD(off, type, field) \
+	((type *) ring_at((off) + offsetof(SkEventHeader, field)))
+
 /*
- * sender_reset - start walking again from the tail (at worker start, and
- * after the producer was rebuilt: nothing is in flight then)
+ * sender_rewind - walk again from the tail
  */
-void
-sender_reset(void)
+static void
+sender_rewind(void)
 {
 	uint64		head;
 
 	ring_bounds(&sender.next_block, &head);
 	sender.events_left = 0;
-	sender.inflight = 0;
 	sender.backpressure = false;
 }
 
-static uint32
-event_word(uint64 event_off, size_t field)
+/*
+ * sender_restart - a new producer (generation) takes over; nothing is in
+ * flight with it yet
+ */
+void
+sender_restart(uint32 generation)
 {
-	return *(uint32 *) ring_at(event_off + field);
+	sender.generation = generation;
+	sender.inflight = 0;
+	sender_rewind();
 }
 
 /* the packed event at event_off, contiguous (copied if it wraps) */
 static const char *
 sender_event_bytes(uint64 event_off, bool *copied)
 {
-	uint32		length = event_word(event_off, offsetof(SkEventHeader, length));
+	uint32		length = *EVENT_FIELD(event_off, uint32, length);
 
 	*copied = ring_contiguous(event_off) < length;
 	if (!*copied)
@@ -81,20 +101,23 @@ sender_event_bytes(uint64 event_off, bool *copied)
 	return wrapped;
 }
 
-/* mark an event finished: flag it and count it in its block */
+/* mark an event finished */
 static void
 sender_finish_event(uint64 event_off, uint32 flag)
 {
-	uint32	   *flags = (uint32 *) ring_at(event_off + offsetof(SkEventHeader, flags));
-	uint64		delta = *(uint64 *) ring_at(event_off + offsetof(SkEventHeader, block_delta));
-
-	*flags |= flag;
-	(*ring_field(event_off - delta, uint32, done))++;
+	*EVENT_FIELD(event_off, uint32, flags) |= flag;
 }
 
-/* send the event at next_event; false if the producer cannot take it now */
 static bool
-sender_send_next(void)
+event_in_flight(const SkEventHeader *header)
+{
+	return !(header->flags & SK_EVENT_FINISHED) &&
+		header->sent_generation == sender.generation;
+}
+
+/* walk the event at next_event; false if the producer cannot take it now */
+static bool
+sender_walk_event(void)
 {
 	uint64		off = sender.next_event;
 	bool		copied;
@@ -102,12 +125,7 @@ sender_send_next(void)
 	rd_kafka_resp_err_t err;
 
 	event_view(sender_event_bytes(off, &copied), &view);
-	if (view.header->flags & SK_EVENT_FINISHED)
-	{
-		/* finished before a restart or rebuild: count it, do not resend */
-		(*ring_field(sender.block, uint32, done))++;
-	}
-	else
+	if (!(view.header->flags & SK_EVENT_FINISHED) && !event_in_flight(view.header))
 	{
 		err = producer_send(&view, copied, off);
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -117,7 +135,12 @@ sender_send_next(void)
 		}
 		if (err == RD_KAFKA_RESP_ERR__FATAL || err == RD_KAFKA_RESP_ERR__STATE)
 			return false;
-		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			*EVENT_FIELD(off, uint32, sent_generation) = sender.generation;
+			sender.inflight++;
+		}
+		else
 		{
 			char		text[256];
 
@@ -126,15 +149,13 @@ sender_send_next(void)
 			metrics_count_failed(text);
 			sender_finish_event(off, SK_EVENT_FAILED);
 		}
-		else
-			sender.inflight++;
 	}
 	sender.next_event += view.header->length;
 	sender.events_left--;
 	return true;
 }
 
-/* move to the next READY block; false if there is none to send yet */
+/* move to the next READY block; false if there is none to walk yet */
 static bool
 sender_next_block(void)
 {
@@ -146,49 +167,69 @@ sender_next_block(void)
 	{
 		uint64		off = sender.next_block;
 		uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
-		uint64		length = *ring_field(off, uint64, length);
 
 		if (state == SK_BLOCK_WRITING)
 			return false;		/* wait for its transaction to finish */
 		pg_read_barrier();
-		sender.next_block += length;
+		sender.next_block += *ring_field(off, uint64, length);
 		if (state == SK_BLOCK_ABANDONED)
 			continue;
 		Assert(state == SK_BLOCK_READY);
 		sender.block = off;
 		sender.next_event = off + SK_BLOCK_HEADER_SIZE;
 		sender.events_left = *ring_field(off, uint32, nevents);
-		*ring_field(off, uint32, done) = 0;
 		return true;
 	}
 	return false;
 }
 
 /*
- * sender_drain - send up to budget events; returns how many were handed over
+ * sender_drain - walk up to budget events; returns how many were walked
  */
 uint32
 sender_drain(uint32 budget)
 {
-	uint32		sent = 0;
+	uint32		walked = 0;
 
 	if (!producer_running())
 		return 0;
 	sender.backpressure = false;
-	while (sent < budget && sender.inflight < SK_PRODUCER_WINDOW)
+	while (walked < budget && sender.inflight < SK_PRODUCER_WINDOW)
 	{
 		if (sender.events_left == 0 && !sender_next_block())
 			break;
-		if (!sender_send_next())
+		if (!sender_walk_event())
 			break;
-		sent++;
+		walked++;
 	}
-	return sent;
+	return walked;
+}
+
+/*
+ * block_finished - are all events of the walked block at off finished?
+ * Resumes a partial scan of the same block.
+ */
+static bool
+block_finished(uint64 off)
+{
+	uint64		end = off + *ring_field(off, uint64, length);
+	uint64		event_off = off + SK_BLOCK_HEADER_SIZE;
+
+	if (pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state)) == SK_BLOCK_ABANDONED)
+		return true;
+	if (sender.scan_block == off && sender.scan_event > event_off)
+		event_off = sender.scan_event;
+	while (event_off < end && (*EVENT_FIELD(event_off, uint32, flags) & SK_EVENT_FINISHED))
+		event_off += *EVENT_FIELD(event_off, uint32, length);
+	sender.scan_block = off;
+	sender.scan_event = event_off;
+	return event_off >= end;
 }
 
 /*
  * sender_release - give finished blocks at the tail back to the queue;
- * true if any space was released
+ * true if any space was released.  Only walked blocks (before next_block)
+ * are looked at: a block beyond may still be WRITING.
  */
 bool
 sender_release(void)
@@ -198,16 +239,8 @@ sender_release(void)
 	uint64		off;
 
 	ring_bounds(&tail, &head);
-	off = tail;
-	while (off < sender.next_block)
-	{
-		uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
-
-		if (state == SK_BLOCK_READY &&
-			*ring_field(off, uint32, done) < *ring_field(off, uint32, nevents))
-			break;
+	for (off = tail; off < sender.next_block && block_finished(off);)
 		off += *ring_field(off, uint64, length);
-	}
 	if (off == tail)
 		return false;
 	ring_release(off);
@@ -215,14 +248,13 @@ sender_release(void)
 }
 
 /*
- * sender_has_work - could sender_drain() send something now?
+ * sender_has_work - could sender_drain() walk something now?
  */
 bool
 sender_has_work(void)
 {
 	uint64		tail;
 	uint64		head;
-	uint32		state;
 
 	if (!producer_running() || sender.backpressure ||
 		sender.inflight >= SK_PRODUCER_WINDOW)
@@ -230,19 +262,83 @@ sender_has_work(void)
 	if (sender.events_left > 0)
 		return true;
 	ring_bounds(&tail, &head);
-	if (sender.next_block >= head)
-		return false;
-	state = pg_atomic_read_u32(ring_field(sender.next_block, pg_atomic_uint32, state));
-	return state != SK_BLOCK_WRITING;
+	return sender.next_block < head &&
+		pg_atomic_read_u32(ring_field(sender.next_block, pg_atomic_uint32, state)) != SK_BLOCK_WRITING;
+}
+
+static void
+sender_log_drops(uint64 dropped)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	sender.dropped_unlogged += dropped;
+	if (sender.dropped_unlogged == 0 ||
+		!TimestampDifferenceExceeds(sender.last_drop_log, now, DROP_LOG_INTERVAL_MS))
+		return;
+	ereport(LOG,
+			(errmsg("streamkafka dropped the %llu oldest queued events to make room (overflow = drop_oldest)",
+					(unsigned long long) sender.dropped_unlogged)));
+	sender.dropped_unlogged = 0;
+	sender.last_drop_log = now;
+}
+
+/* drop the block's events not in flight; true if the whole block is finished */
+static bool
+sender_evict_block(uint64 off, uint64 *dropped)
+{
+	uint64		event_off = off + SK_BLOCK_HEADER_SIZE;
+	uint32		nevents = *ring_field(off, uint32, nevents);
+
+	for (uint32 i = 0; i < nevents; i++)
+	{
+		SkEventHeader header;
+
+		ring_read(event_off, &header, sizeof(header));
+		if (event_in_flight(&header))
+			return false;
+		if (!(header.flags & SK_EVENT_FINISHED))
+		{
+			*EVENT_FIELD(event_off, uint32, flags) |= SK_EVENT_DROPPED;
+			(*dropped)++;
+		}
+		event_off += header.length;
+	}
+	return true;
 }
 
 /*
- * sender_unfinished_events - events sent and not yet acknowledged
+ * sender_evict - overflow = drop_oldest: take back from librdkafka the events
+ * it has not put on the wire, then drop the oldest events until bytes_wanted
+ * are free or an event still in flight is reached.  Returns bytes freed.
  */
 uint64
-sender_unfinished_events(void)
+sender_evict(uint64 bytes_wanted)
 {
-	return sender.inflight;
+	uint64		tail;
+	uint64		head;
+	uint64		off;
+	uint64		dropped = 0;
+
+	producer_purge_queued();
+	ring_bounds(&tail, &head);
+	for (off = tail; off < head && off - tail < bytes_wanted;)
+	{
+		uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
+
+		if (state == SK_BLOCK_WRITING)
+			break;
+		pg_read_barrier();
+		if (state == SK_BLOCK_READY && !sender_evict_block(off, &dropped))
+			break;
+		off += *ring_field(off, uint64, length);
+	}
+	if (dropped > 0)
+		metrics_count_dropped(dropped);
+	sender_log_drops(dropped);
+	if (off != tail)
+		ring_release(off);
+	sender_rewind();
+	return off - tail;
 }
 
 /*
@@ -271,8 +367,11 @@ sender_on_delivery(uint64 event_off, rd_kafka_resp_err_t err, size_t len)
 	sender.backpressure = false;
 
 	if (err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
-		return;					/* stays unfinished: sent again by the next producer */
-
+	{
+		/* taken back: no longer in flight, sent again by the next walk */
+		*EVENT_FIELD(event_off, uint32, sent_generation) = 0;
+		return;
+	}
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		sender_finish_event(event_off, SK_EVENT_DELIVERED);
@@ -281,8 +380,7 @@ sender_on_delivery(uint64 event_off, rd_kafka_resp_err_t err, size_t len)
 		return;
 	}
 	snprintf(text, sizeof(text), "event %lld: %s",
-			 (long long) *(int64 *) ring_at(event_off + offsetof(SkEventHeader, event_id)),
-			 rd_kafka_err2str(err));
+			 (long long) *EVENT_FIELD(event_off, int64, event_id), rd_kafka_err2str(err));
 	metrics_count_failed(text);
 	sender_finish_event(event_off, SK_EVENT_FAILED);
 }

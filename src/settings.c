@@ -12,9 +12,16 @@
 
 #include <limits.h>
 
+#include <librdkafka/rdkafka.h>
+
+#include "fmgr.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
 
 #include "compat.h"
+#include "event.h"
 #include "settings.h"
 
 char	   *sk_brokers = NULL;
@@ -26,6 +33,42 @@ int			sk_linger_ms = 5;
 char	   *sk_client_id = NULL;
 int			sk_message_timeout_ms = 300000;
 int			sk_shutdown_timeout_ms = 10000;
+int			sk_batch_size = 1000000;
+int			sk_batch_num_messages = 10000;
+int			sk_message_max_bytes = 1000000;
+int			sk_request_timeout_ms = 30000;
+int			sk_retries = INT_MAX;
+int			sk_retry_backoff_ms = 100;
+char	   *sk_topic_prefix = NULL;
+char	   *sk_default_headers = NULL;
+char	   *sk_rdkafka_options = NULL;
+int			sk_overflow = SK_OVERFLOW_ERROR;
+int			sk_enqueue_timeout_ms = 1000;
+const SkPackedHeaders *sk_default_headers_packed = NULL;
+
+/*
+ * librdkafka properties that streamkafka.* settings own, or that the worker
+ * relies on; rdkafka_options may not set them.
+ */
+static const char *const reserved_properties[] = {
+	"bootstrap.servers", "metadata.broker.list", "client.id", "acks",
+	"request.required.acks", "enable.idempotence", "compression.codec",
+	"compression.type", "linger.ms", "queue.buffering.max.ms",
+	"message.timeout.ms", "delivery.timeout.ms", "batch.size",
+	"batch.num.messages", "message.max.bytes", "request.timeout.ms",
+	"retries", "message.send.max.retries", "retry.backoff.ms",
+	"queue.buffering.max.messages", "queue.buffering.max.kbytes",
+	"statistics.interval.ms", "log.queue", "transactional.id",
+	"test.mock.num.brokers", NULL
+};
+
+static const struct config_enum_entry overflow_options[] = {
+	{"error", SK_OVERFLOW_ERROR, false},
+	{"block", SK_OVERFLOW_BLOCK, false},
+	{"drop_newest", SK_OVERFLOW_DROP_NEWEST, false},
+	{"drop_oldest", SK_OVERFLOW_DROP_OLDEST, false},
+	{NULL, 0, false}
+};
 
 static const struct config_enum_entry acks_options[] = {
 	{"all", SK_ACKS_ALL, false},
@@ -61,6 +104,204 @@ bool
 settings_mock_mode(void)
 {
 	return sk_brokers == NULL || sk_brokers[0] == '\0';
+}
+
+/*
+ * settings_overflow_name - the name of an overflow policy
+ */
+const char *
+settings_overflow_name(int policy)
+{
+	return overflow_options[policy].name;
+}
+
+/*
+ * settings_parse_rdkafka_options - split "name=value; name=value" and call
+ * callback for each pair.  False, with error filled, on a malformed entry or
+ * a reserved property.  Plain C: usable in a check hook and in the worker.
+ */
+bool
+settings_parse_rdkafka_options(const char *options, SkOptionCallback callback,
+							   void *arg, char *error, size_t errlen)
+{
+	char	   *copy = strdup(options ? options : "");
+	char	   *saveptr = NULL;
+	bool		ok = true;
+
+	if (copy == NULL)
+	{
+		snprintf(error, errlen, "out of memory");
+		return false;
+	}
+	for (char *entry = strtok_r(copy, ";", &saveptr); entry != NULL && ok;
+		 entry = strtok_r(NULL, ";", &saveptr))
+	{
+		char	   *eq;
+		char	   *name;
+		char	   *value;
+
+		while (isspace((unsigned char) *entry))
+			entry++;
+		if (*entry == '\0')
+			continue;
+		eq = strchr(entry, '=');
+		if (eq == NULL)
+		{
+			snprintf(error, errlen, "\"%s\" is not of the form name=value.", entry);
+			ok = false;
+			break;
+		}
+		*eq = '\0';
+		name = entry;
+		value = eq + 1;
+		for (char *end = eq - 1; end >= name && isspace((unsigned char) *end); end--)
+			*end = '\0';
+		while (isspace((unsigned char) *value))
+			value++;
+		for (char *end = value + strlen(value) - 1; end >= value && isspace((unsigned char) *end); end--)
+			*end = '\0';
+		for (int i = 0; reserved_properties[i] != NULL; i++)
+		{
+			if (strcmp(name, reserved_properties[i]) == 0)
+			{
+				snprintf(error, errlen,
+						 "\"%s\" is set by streamkafka itself; use the matching streamkafka.* setting.",
+						 name);
+				ok = false;
+				break;
+			}
+		}
+		if (ok)
+			callback(name, value, arg);
+	}
+	free(copy);
+	return ok;
+}
+
+/* a property librdkafka accepts?  checked on a throw-away configuration */
+typedef struct OptionCheck
+{
+	rd_kafka_conf_t *conf;
+	bool		ok;
+	char		error[512];
+} OptionCheck;
+
+static void
+check_one_option(const char *name, const char *value, void *arg)
+{
+	OptionCheck *check = arg;
+	char		reason[400];
+
+	if (!check->ok)
+		return;
+	if (rd_kafka_conf_set(check->conf, name, value, reason, sizeof(reason)) != RD_KAFKA_CONF_OK)
+	{
+		snprintf(check->error, sizeof(check->error), "%s=%s: %s", name, value, reason);
+		check->ok = false;
+	}
+}
+
+static bool
+check_rdkafka_options(char **newval, void **extra pg_attribute_unused(),
+					  GucSource source pg_attribute_unused())
+{
+	OptionCheck check = {0};
+
+	check.conf = rd_kafka_conf_new();
+	check.ok = true;
+	if (!settings_parse_rdkafka_options(*newval, check_one_option, &check,
+										check.error, sizeof(check.error)))
+		check.ok = false;
+	rd_kafka_conf_destroy(check.conf);
+	if (!check.ok)
+	{
+		GUC_check_errdetail("%s", check.error);
+		GUC_check_errhint("Give librdkafka producer properties as \"name=value; name=value\".");
+	}
+	return check.ok;
+}
+
+static bool
+check_topic_prefix(char **newval, void **extra pg_attribute_unused(),
+				   GucSource source pg_attribute_unused())
+{
+	int			len = strlen(*newval);
+	const char *problem;
+
+	if (len == 0)
+		return true;
+	problem = event_topic_problem(*newval, len);
+	if (problem == NULL && len >= SK_TOPIC_MAX_LEN)
+		problem = "The prefix leaves no room for a topic name.";
+	if (problem != NULL)
+	{
+		GUC_check_errdetail("%s", problem);
+		GUC_check_errhint("Kafka topic names use ASCII letters, digits, \".\", \"_\" and \"-\".");
+		return false;
+	}
+	return true;
+}
+
+/* parse and pack default headers; ERRORs are caught by the caller */
+static pg_noinline SkPackedHeaders *
+pack_default_headers(const char *json)
+{
+	Jsonb	   *headers = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+	StringInfoData buf;
+	uint16		count;
+	SkPackedHeaders *packed;
+
+	initStringInfo(&buf);
+	event_pack_headers(headers, &buf, &count);
+	packed = malloc(offsetof(SkPackedHeaders, data) + buf.len);
+	if (packed == NULL)
+		return NULL;
+	packed->len = buf.len;
+	packed->count = count;
+	memcpy(packed->data, buf.data, buf.len);
+	return packed;
+}
+
+static bool
+check_default_headers(char **newval, void **extra, GucSource source pg_attribute_unused())
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext scratch;
+	SkPackedHeaders *volatile packed = NULL;
+	volatile bool ok = true;
+
+	if ((*newval)[0] == '\0')
+		return true;
+	scratch = AllocSetContextCreate(CurrentMemoryContext, "streamkafka default_headers",
+									ALLOCSET_SMALL_SIZES);
+	MemoryContextSwitchTo(scratch);
+	PG_TRY();
+	{
+		packed = pack_default_headers(*newval);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(scratch);
+		edata = CopyErrorData();
+		FlushErrorState();
+		GUC_check_errdetail("%s%s%s", edata->message,
+							edata->detail ? ": " : "", edata->detail ? edata->detail : "");
+		GUC_check_errhint("Use a JSON object of strings, e.g. '{\"env\": \"prod\"}'.");
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(scratch);
+	*extra = packed;
+	return ok && packed != NULL;
+}
+
+static void
+assign_default_headers(const char *newval pg_attribute_unused(), void *extra)
+{
+	sk_default_headers_packed = extra;
 }
 
 /*
@@ -123,6 +364,72 @@ settings_define(void)
 							NULL,
 							&sk_shutdown_timeout_ms, 10000, 0, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.batch_size",
+							"Largest batch of messages the producer sends to one partition (librdkafka batch.size).",
+							NULL,
+							&sk_batch_size, 1000000, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.batch_num_messages",
+							"Most messages in one batch (librdkafka batch.num.messages).",
+							NULL,
+							&sk_batch_num_messages, 10000, 1, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.message_max_bytes",
+							"Largest event (key, value and headers) kafka_publish accepts (librdkafka message.max.bytes).",
+							"Keep it at or below the broker's and the topic's max.message.bytes.",
+							&sk_message_max_bytes, 1000000, 1000, 1000000000,
+							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.request_timeout_ms",
+							"How long the producer waits for a broker's answer to one request.",
+							NULL,
+							&sk_request_timeout_ms, 30000, 1, 900000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.retries",
+							"How often the producer retries sending a batch (within message_timeout_ms).",
+							NULL,
+							&sk_retries, INT_MAX, 0, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.retry_backoff_ms",
+							"How long the producer waits before retrying a batch.",
+							NULL,
+							&sk_retry_backoff_ms, 100, 1, 300000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("streamkafka.topic_prefix",
+							   "Prefix added to every topic name given to kafka_publish.",
+							   NULL,
+							   &sk_topic_prefix, "",
+							   PGC_SIGHUP, 0, check_topic_prefix, NULL, NULL);
+
+	DefineCustomStringVariable("streamkafka.default_headers",
+							   "Headers (a JSON object) the worker adds to every event it sends.",
+							   "Headers given to kafka_publish win over these.",
+							   &sk_default_headers, "",
+							   PGC_SIGHUP, 0, check_default_headers, assign_default_headers, NULL);
+
+	DefineCustomStringVariable("streamkafka.rdkafka_options",
+							   "Other librdkafka producer properties: \"name=value; name=value\".",
+							   NULL,
+							   &sk_rdkafka_options, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, check_rdkafka_options, NULL, NULL);
+
+	DefineCustomEnumVariable("streamkafka.overflow",
+							 "What happens when the queue is full: error, block, drop_newest or drop_oldest.",
+							 NULL,
+							 &sk_overflow, SK_OVERFLOW_ERROR, overflow_options,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.enqueue_timeout_ms",
+							"How long a session waits for queue space (overflow = block or drop_oldest).",
+							NULL,
+							&sk_enqueue_timeout_ms, 1000, 0, 3600000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("streamkafka");
 }

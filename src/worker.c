@@ -69,12 +69,17 @@ worker_drain_wake_pipe(void)
 		;
 }
 
+/*
+ * worker_start_producer - build a producer from the settings; on success the
+ * previous one (if any) was stopped and the walk restarts with a new
+ * generation, on failure the previous one keeps running
+ */
 static void
-worker_start_producer(void)
+worker_start_producer(int old_flush_timeout_ms)
 {
 	last_start_attempt = GetCurrentTimestamp();
-	sender_reset();
-	producer_start(wake_pipe[1]);
+	if (producer_start(wake_pipe[1], old_flush_timeout_ms))
+		sender_restart(ring_new_producer_generation());
 }
 
 /* on SIGHUP: re-read settings, rebuild the producer if they changed */
@@ -83,12 +88,10 @@ worker_reload(void)
 {
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
-	if (producer_running() && !producer_must_rebuild())
+	if (!producer_running() || !producer_must_rebuild())
 		return;
-	if (producer_running())
-		ereport(LOG, (errmsg("streamkafka producer settings changed: rebuilding the producer")));
-	producer_stop(sk_shutdown_timeout_ms);
-	worker_start_producer();
+	ereport(LOG, (errmsg("streamkafka producer settings changed: rebuilding the producer")));
+	worker_start_producer(sk_shutdown_timeout_ms);
 }
 
 /* one turn of work; true if it made progress */
@@ -97,18 +100,21 @@ worker_step(void)
 {
 	uint32		sent;
 	bool		released;
+	uint64		evict;
 
 	if (producer_running() && producer_must_rebuild())
 	{
 		ereport(LOG, (errmsg("streamkafka producer hit a fatal error: rebuilding it")));
-		producer_stop(0);
-		worker_start_producer();
+		worker_start_producer(0);
 	}
 	else if (!producer_running() &&
 			 TimestampDifferenceExceeds(last_start_attempt, GetCurrentTimestamp(), WORKER_RETRY_MS))
-		worker_start_producer();
+		worker_start_producer(0);
 
 	producer_poll();
+	evict = ring_take_eviction_request();
+	if (evict > 0)
+		sender_evict(evict);
 	sent = sender_drain(WORKER_BATCH);
 	released = sender_release();
 	if (sender_take_delivered_flag())
@@ -168,7 +174,7 @@ streamkafka_worker_main(Datum main_arg pg_attribute_unused())
 	before_shmem_exit(worker_on_exit, 0);
 	ring_consumer_attach(MyLatch);
 	ereport(LOG, (errmsg("streamkafka worker started")));
-	worker_start_producer();
+	worker_start_producer(0);
 
 	while (!ShutdownRequestPending)
 	{
