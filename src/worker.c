@@ -88,6 +88,7 @@ worker_reload(void)
 {
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
+	ereport(LOG, (errmsg("streamkafka worker reloaded its settings")));
 	if (!producer_running() || !producer_must_rebuild())
 		return;
 	ereport(LOG, (errmsg("streamkafka producer settings changed: rebuilding the producer")));

@@ -19,7 +19,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 use Exporter 'import';
-our @EXPORT = qw(kafka_bootstrap kafka_ctl unique_topic create_topic
+our @EXPORT = qw(kafka_bootstrap kafka_ctl kafka_ctl_input unique_topic create_topic
   start_pg_node consume_topic wait_for_finished stats_row);
 
 my $test_dir = dirname(abs_path(__FILE__)) . '/..';
@@ -29,9 +29,16 @@ my $own_kafka_dir;
 # kafka_ctl(ARGS...) - run test/kafka/kafka-ctl, die on failure, return stdout
 sub kafka_ctl
 {
+	return kafka_ctl_input('', @_);
+}
+
+# kafka_ctl_input(INPUT, ARGS...) - the same, with INPUT on its stdin
+sub kafka_ctl_input
+{
+	my ($input, @args) = @_;
 	my ($out, $err);
-	run([ $kafka_ctl, @_ ], '>', \$out, '2>', \$err)
-	  or die "kafka-ctl @_ failed: $err";
+	run([ $kafka_ctl, @args ], '<', \$input, '>', \$out, '2>', \$err)
+	  or die "kafka-ctl @args failed: $err";
 	chomp $out;
 	return $out;
 }
