@@ -11,6 +11,7 @@ OBJS = \
 	src/pending.o \
 	src/publish.o \
 	src/flush.o \
+	src/trigger.o \
 	src/metrics.o \
 	src/rdstats.o \
 	src/producer.o \
@@ -26,7 +27,7 @@ PG_CFLAGS = -Wextra
 SHLIB_LINK = -lrdkafka -lpthread
 
 # pg_regress: a temporary instance with the preload and the mock cluster
-REGRESS = setup publish transactions errors settings stats
+REGRESS = setup publish transactions errors settings triggers stats
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check_regress
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -21,12 +21,19 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
+#include "utils/tuplestore.h"
 
 #include "enqueue.h"
 #include "metrics.h"
 #include "pending.h"
 #include "ring.h"
+#include "streamkafka.h"
 
 #define PENDING_FIRST_CHUNK		(64 * 1024)
 #define PENDING_MAX_CHUNK		(8 * 1024 * 1024)
@@ -322,4 +329,104 @@ pending_subxact_callback(SubXactEvent event,
 		pending_rollback_to(GetCurrentTransactionNestLevel());
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
 		pending_merge_into_parent(GetCurrentTransactionNestLevel());
+}
+
+/* the packed headers of an event as a jsonb array of [name, value] pairs */
+static Datum
+headers_jsonb(const SkEventView *view)
+{
+	StringInfoData buf;
+	const char *p = view->headers;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	for (int i = 0; i < view->header->nheaders; i++)
+	{
+		SkPackedHeader ph;
+
+		memcpy(&ph, p, sizeof(ph));
+		p += sizeof(ph);
+		appendStringInfoString(&buf, i > 0 ? ", [" : "[");
+		escape_json(&buf, p);
+		p += ph.name_len + 1;
+		if (ph.value_len < 0)
+			appendStringInfoString(&buf, ", null]");
+		else
+		{
+			appendStringInfoString(&buf, ", ");
+			escape_json(&buf, pnstrdup(p, ph.value_len));
+			appendStringInfoChar(&buf, ']');
+			p += ph.value_len;
+		}
+	}
+	appendStringInfoChar(&buf, ']');
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+}
+
+static void
+pending_event_row(Tuplestorestate *store, TupleDesc desc, const char *packed)
+{
+	SkEventView view;
+	Datum		values[6];
+	bool		nulls[6] = {0};
+
+	event_view(packed, &view);
+	values[0] = Int64GetDatum(view.header->event_id);
+	values[1] = PointerGetDatum(cstring_to_text(view.topic));
+	values[2] = Int32GetDatum(view.header->partition);
+	nulls[2] = view.header->partition < 0;
+	values[3] = PointerGetDatum(cstring_to_text_with_len(view.key, Max(view.header->key_len, 0)));
+	nulls[3] = view.header->key_len < 0;
+	/* text and bytea share a representation: this is the value's bytes */
+	values[4] = PointerGetDatum(cstring_to_text_with_len(view.value, Max(view.header->value_len, 0)));
+	nulls[4] = view.header->value_len < 0;
+	values[5] = headers_jsonb(&view);
+	tuplestore_putvalues(store, desc, values, nulls);
+}
+
+PG_FUNCTION_INFO_V1(streamkafka_pending_events);
+
+/*
+ * streamkafka_pending_events - kafka_pending_events(): the transactional
+ * events the current transaction will publish if it commits, in order
+ */
+Datum
+streamkafka_pending_events(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	desc;
+	Tuplestorestate *store;
+	MemoryContext old;
+
+	streamkafka_require_preload();
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kafka_pending_events must be called in the FROM clause")));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	desc = CreateTupleDescCopy(desc);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = desc;
+	MemoryContextSwitchTo(old);
+
+	for (PendingChunk *chunk = first_chunk; chunk != NULL && current_chunk != NULL;
+		 chunk = chunk->next)
+	{
+		for (uint64 pos = 0; pos < chunk->used;)
+		{
+			const char *packed = chunk->data + pos;
+
+			pending_event_row(store, desc, packed);
+			pos += ((const SkEventHeader *) packed)->length;
+		}
+		if (chunk == current_chunk)
+			break;
+	}
+	return (Datum) 0;
 }

@@ -2,7 +2,8 @@
  * publish.c
  *		kafka_publish(): checks the arguments, packs one event and hands it to
  *		the transaction's buffer (transactional, the default) or to the queue
- *		at once.  Never waits and never touches the network.
+ *		at once.  Never waits and never touches the network.  publish() is the
+ *		part the table trigger shares.
  */
 #include "postgres.h"
 
@@ -15,6 +16,7 @@
 #include "enqueue.h"
 #include "event.h"
 #include "pending.h"
+#include "publish.h"
 #include "ring.h"
 #include "settings.h"
 #include "streamkafka.h"
@@ -41,13 +43,11 @@ publish_check_topic(const char *topic, int len)
 
 /* the checked topic name the event goes to: prefix + topic */
 static void
-publish_topic(text *topic, SkEvent *event)
+publish_topic(SkEvent *event)
 {
 	int			prefix_len = strlen(sk_topic_prefix);
-	int			len = VARSIZE_ANY_EXHDR(topic);
+	int			len = event->topic_len;
 
-	event->topic = VARDATA_ANY(topic);
-	event->topic_len = len;
 	if (prefix_len > 0 && len > 0)
 	{
 		len = Min(len, SK_TOPIC_MAX_LEN);
@@ -76,6 +76,27 @@ publish_check_size(const SkEvent *event)
 						 "(and the broker's and topic's max.message.bytes).")));
 }
 
+/*
+ * publish - check an event (topic as given, before the prefix) and queue it
+ * with the transaction or at once; returns its id
+ */
+int64
+publish(SkEvent *event, bool transactional)
+{
+	uint64		size;
+	int64		event_id;
+
+	publish_topic(event);
+	publish_check_size(event);
+	size = event_packed_size(event);
+	event_id = ring_next_event_id();
+	if (transactional)
+		pending_add(event, size, event_id);
+	else
+		enqueue_now(event, size, event_id);
+	return event_id;
+}
+
 /* arguments: topic, value, key, headers, partition, transactional */
 static Datum
 publish_event(FunctionCallInfo fcinfo, const char *value, int32 value_len)
@@ -83,8 +104,6 @@ publish_event(FunctionCallInfo fcinfo, const char *value, int32 value_len)
 	SkEvent		event = {0};
 	bool		transactional = PG_ARGISNULL(5) || PG_GETARG_BOOL(5);
 	text	   *topic;
-	uint64		size;
-	int64		event_id;
 
 	streamkafka_require_preload();
 	if (PG_ARGISNULL(0))
@@ -93,7 +112,8 @@ publish_event(FunctionCallInfo fcinfo, const char *value, int32 value_len)
 				 errmsg("Kafka topic must not be null"),
 				 errhint("Pass the topic name as the first argument of kafka_publish.")));
 	topic = PG_GETARG_TEXT_PP(0);
-	publish_topic(topic, &event);
+	event.topic = VARDATA_ANY(topic);
+	event.topic_len = VARSIZE_ANY_EXHDR(topic);
 
 	event.value = value;
 	event.value_len = value_len;
@@ -132,15 +152,7 @@ publish_event(FunctionCallInfo fcinfo, const char *value, int32 value_len)
 					 errhint("Pass NULL to let the partitioner choose.")));
 	}
 
-	publish_check_size(&event);
-	size = event_packed_size(&event);
-	event_id = ring_next_event_id();
-	if (transactional)
-		pending_add(&event, size, event_id);
-	else
-		enqueue_now(&event, size, event_id);
-
-	PG_RETURN_INT64(event_id);
+	PG_RETURN_INT64(publish(&event, transactional));
 }
 
 PG_FUNCTION_INFO_V1(streamkafka_publish);

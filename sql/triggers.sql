@@ -1,0 +1,121 @@
+-- triggers: table changes as events; kafka_pending_events() shows what the
+-- transaction will publish (ts_ms and transaction ids vary, so are removed)
+CREATE FUNCTION pending() RETURNS TABLE (topic text, key jsonb, value jsonb)
+LANGUAGE sql AS $$
+    SELECT topic, key::jsonb,
+           convert_from(value, 'UTF8')::jsonb - 'ts_ms' - 'txid'
+             #- '{source,ts_ms}' #- '{source,txId}'
+      FROM kafka_pending_events()
+$$;
+
+CREATE TYPE mood AS ENUM ('happy', 'sad');
+CREATE DOMAIN positive AS integer CHECK (VALUE > 0);
+CREATE TABLE typed (
+    id integer PRIMARY KEY,
+    amount numeric(30, 10),
+    at timestamptz,
+    local_at timestamp,
+    day date,
+    raw bytea,
+    ints integer[],
+    doc json,
+    docb jsonb,
+    feeling mood,
+    count positive,
+    big text,
+    doubled integer GENERATED ALWAYS AS (id * 2) STORED,
+    nothing text
+);
+SELECT kafka_stream_table('typed');
+SELECT tgname, tgtype FROM pg_trigger WHERE tgrelid = 'typed'::regclass ORDER BY 1;
+
+SET timezone = 'UTC';
+BEGIN;
+INSERT INTO typed (id, amount, at, local_at, day, raw, ints, doc, docb, feeling, count, big)
+VALUES (1, 12345678901234567890.0123456789, '2026-01-02 03:04:05.678901+00',
+        '2026-01-02 03:04:05', '2026-01-02', '\x00ff', '{1,2,3}',
+        '{"a": [1, 2]}', '{"b": {"c": true}}', 'happy', 7, NULL);
+SELECT topic, key, jsonb_pretty(value) FROM pending();
+ROLLBACK;
+
+-- a TOASTed value arrives in full, before and after an update that does not touch it
+BEGIN;
+INSERT INTO typed (id, big) VALUES (2, repeat('0123456789', 10000));
+UPDATE typed SET count = 3 WHERE id = 2;
+SELECT key, length(value #>> '{after,big}') AS after_big, length(value #>> '{before,big}') AS before_big,
+       value->>'op' AS op
+  FROM pending();
+ROLLBACK;
+
+-- every op in the json envelope; a savepoint rolled back takes its change with it
+CREATE TABLE items (id integer PRIMARY KEY, name text, price numeric);
+SELECT kafka_stream_table('items', topic => 'shop.items');
+BEGIN;
+INSERT INTO items VALUES (1, 'pen', 1.50), (2, 'ink', 7);
+UPDATE items SET price = 2 WHERE id = 1;
+SAVEPOINT s;
+DELETE FROM items WHERE id = 2;
+ROLLBACK TO SAVEPOINT s;
+DELETE FROM items WHERE id = 1;
+TRUNCATE items;
+SELECT * FROM pending();
+COMMIT;
+
+-- the debezium envelope, a column subset and explicit key columns
+SELECT kafka_stream_table('items', format => 'debezium', columns => ARRAY['id', 'price'],
+                          key_columns => ARRAY['name']);
+BEGIN;
+INSERT INTO items VALUES (3, 'cap', 3);
+UPDATE items SET price = 4 WHERE id = 3;
+DELETE FROM items WHERE id = 3;
+TRUNCATE items;
+SELECT * FROM pending();
+ROLLBACK;
+
+-- no primary key and no key columns: keyless
+CREATE TABLE log_lines (line text);
+SELECT kafka_stream_table('log_lines');
+BEGIN;
+INSERT INTO log_lines VALUES ('hello');
+SELECT * FROM pending();
+ROLLBACK;
+
+-- a partitioned table streams through its parent; the event names the partition
+CREATE TABLE measures (region text, id integer, v integer, PRIMARY KEY (region, id))
+    PARTITION BY LIST (region);
+CREATE TABLE measures_eu PARTITION OF measures FOR VALUES IN ('eu');
+CREATE TABLE measures_us PARTITION OF measures FOR VALUES IN ('us');
+SELECT kafka_stream_table('measures');
+BEGIN;
+INSERT INTO measures VALUES ('eu', 1, 10), ('us', 2, 20);
+SELECT topic, key, value->>'table' AS "table", value->'after' AS after FROM pending();
+ROLLBACK;
+
+-- committed changes are queued; rolled-back ones are not
+SELECT queued AS q0 FROM kafka_stats \gset
+INSERT INTO items VALUES (10, 'a', 1);
+BEGIN;
+INSERT INTO items VALUES (11, 'b', 1);
+ROLLBACK;
+SELECT queued - :q0 AS queued FROM kafka_stats;
+
+-- unstreaming removes the triggers
+SELECT kafka_unstream_table('items');
+SELECT kafka_unstream_table('items');
+BEGIN;
+INSERT INTO items VALUES (12, 'c', 1);
+SELECT count(*) AS pending_after_unstream FROM kafka_pending_events();
+ROLLBACK;
+
+-- bad use
+CREATE VIEW items_view AS SELECT * FROM items;
+SELECT try($$SELECT kafka_stream_table('items_view')$$);
+SELECT try($$SELECT kafka_stream_table('items', key_columns => ARRAY['nope'])$$);
+SELECT try($$SELECT kafka_stream_table('items', columns => ARRAY['id', 'missing'])$$);
+SELECT try($$SELECT kafka_stream_table('items', format => 'avro')$$);
+SELECT try($$SELECT kafka_stream_table('items', format => NULL)$$);
+SELECT try($$SELECT kafka_stream_table('items', topic => 'bad topic')$$);
+CREATE TABLE "Odd Name" (id integer);
+SELECT try($$SELECT kafka_stream_table('"Odd Name"')$$);
+SELECT try($$SELECT kafka_stream_table('no_such_table')$$);
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'items'::regclass;

@@ -1,0 +1,383 @@
+/*
+ * trigger.c
+ *		streamkafka_trigger(): turns a table's INSERT, UPDATE, DELETE and
+ *		TRUNCATE into Kafka events, queued with the transaction (sent only if
+ *		it commits, in commit order).
+ *
+ * Attached by kafka_stream_table() as an AFTER ... FOR EACH ROW trigger (and
+ * an AFTER TRUNCATE statement trigger) with these arguments:
+ *   topic, format ("json" or "debezium"), then any number of "k=column" (the
+ *   key columns) and "c=column" (the columns in the row images; none: all).
+ *
+ * Row images are made by PostgreSQL's own row_to_json() on the row, or on a
+ * projection of it, so the JSON mapping of every type is PostgreSQL's:
+ * numeric exact, timestamps ISO 8601, arrays as arrays, json/jsonb nested,
+ * domains as their base type, enums as strings, TOASTed values in full.
+ * The column layout of each trigger is cached until the table changes.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "parser/parse_relation.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "event.h"
+#include "publish.h"
+#include "ring.h"
+#include "settings.h"
+#include "streamkafka.h"
+
+typedef enum ChangeFormat
+{
+	FORMAT_JSON,
+	FORMAT_DEBEZIUM
+} ChangeFormat;
+
+/* a projection of the table's columns, and the tuple descriptor for it */
+typedef struct Projection
+{
+	int			natts;			/* 0: the whole row */
+	AttrNumber *attnums;
+	TupleDesc	desc;			/* blessed, for row_to_json */
+} Projection;
+
+/* what one trigger needs, cached by trigger OID */
+typedef struct TriggerLayout
+{
+	Oid			trigger_oid;	/* hash key */
+	Oid			relid;
+	bool		valid;
+	ChangeFormat format;
+	char	   *topic;
+	char	   *database;
+	char	   *schema;
+	char	   *table;
+	Projection	columns;
+	Projection	key;			/* natts 0 and no key: keyless */
+	bool		has_key;
+} TriggerLayout;
+
+static HTAB *layouts = NULL;
+static MemoryContext layout_context = NULL;
+
+/* invalidate cached layouts of a relation (any relation: relid InvalidOid) */
+static void
+layouts_invalidate(Datum arg pg_attribute_unused(), Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	TriggerLayout *layout;
+
+	if (layouts == NULL)
+		return;
+	hash_seq_init(&seq, layouts);
+	while ((layout = hash_seq_search(&seq)) != NULL)
+		if (relid == InvalidOid || layout->relid == relid)
+			layout->valid = false;
+}
+
+static void
+layouts_init(void)
+{
+	HASHCTL		ctl = {0};
+
+	layout_context = AllocSetContextCreate(TopMemoryContext, "streamkafka trigger layouts",
+										   ALLOCSET_SMALL_SIZES);
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(TriggerLayout);
+	ctl.hcxt = layout_context;
+	layouts = hash_create("streamkafka trigger layouts", 16, &ctl,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	CacheRegisterRelcacheCallback(layouts_invalidate, (Datum) 0);
+}
+
+static void
+trigger_error(const char *message, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s", message),
+			 detail ? errdetail("%s", detail) : 0,
+			 errhint("Attach the trigger with kafka_stream_table().")));
+}
+
+/* add column "name" of rel to a projection being built */
+static void
+projection_add(Projection *projection, Relation rel, const char *name)
+{
+	AttrNumber	attnum = attnameAttNum(rel, name, false);
+
+	if (attnum == InvalidAttrNumber || attnum < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						name, RelationGetRelationName(rel)),
+				 errhint("The table changed after kafka_stream_table(); call it again.")));
+	projection->attnums[projection->natts++] = attnum;
+}
+
+/* the blessed descriptor of a projection */
+static void
+projection_finish(Projection *projection, Relation rel)
+{
+	TupleDesc	desc;
+
+	if (projection->natts == 0)
+		return;
+	desc = CreateTemplateTupleDesc(projection->natts);
+	for (int i = 0; i < projection->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), projection->attnums[i] - 1);
+
+		TupleDescInitEntry(desc, i + 1, NameStr(att->attname), att->atttypid,
+						   att->atttypmod, 0);
+	}
+	projection->desc = BlessTupleDesc(desc);
+}
+
+/* build the layout of a trigger from its arguments */
+static void
+layout_build(TriggerLayout *layout, Trigger *trigger, Relation rel)
+{
+	MemoryContext old = MemoryContextSwitchTo(layout_context);
+	int			nargs = trigger->tgnargs;
+	char	  **args = trigger->tgargs;
+
+	if (nargs < 2)
+		trigger_error("streamkafka_trigger needs at least a topic and a format", NULL);
+	if (strcmp(args[1], "json") == 0)
+		layout->format = FORMAT_JSON;
+	else if (strcmp(args[1], "debezium") == 0)
+		layout->format = FORMAT_DEBEZIUM;
+	else
+		trigger_error("unknown change event format", args[1]);
+	event_check_topic(args[0], strlen(args[0]));
+
+	layout->relid = RelationGetRelid(rel);
+	layout->topic = pstrdup(args[0]);
+	layout->database = get_database_name(MyDatabaseId);
+	layout->schema = get_namespace_name(RelationGetNamespace(rel));
+	layout->table = pstrdup(RelationGetRelationName(rel));
+	layout->columns.natts = layout->key.natts = 0;
+	layout->columns.attnums = palloc(sizeof(AttrNumber) * nargs);
+	layout->key.attnums = palloc(sizeof(AttrNumber) * nargs);
+	layout->has_key = false;
+	for (int i = 2; i < nargs; i++)
+	{
+		if (strncmp(args[i], "k=", 2) == 0)
+		{
+			projection_add(&layout->key, rel, args[i] + 2);
+			layout->has_key = true;
+		}
+		else if (strncmp(args[i], "c=", 2) == 0)
+			projection_add(&layout->columns, rel, args[i] + 2);
+		else
+			trigger_error("unknown streamkafka_trigger argument", args[i]);
+	}
+	projection_finish(&layout->columns, rel);
+	projection_finish(&layout->key, rel);
+	layout->valid = true;
+	MemoryContextSwitchTo(old);
+}
+
+static TriggerLayout *
+layout_get(Trigger *trigger, Relation rel)
+{
+	bool		found;
+	TriggerLayout *layout;
+
+	if (layouts == NULL)
+		layouts_init();
+	layout = hash_search(layouts, &trigger->tgoid, HASH_ENTER, &found);
+	if (!found || !layout->valid)
+	{
+		layout->valid = false;
+		layout_build(layout, trigger, rel);
+	}
+	return layout;
+}
+
+/* append the JSON object of a row (or of a projection of it) */
+static void
+append_row_json(StringInfo buf, HeapTuple tuple, TupleDesc table_desc,
+				const Projection *projection)
+{
+	Datum		row;
+	text	   *json;
+
+	if (tuple == NULL)
+	{
+		appendStringInfoString(buf, "null");
+		return;
+	}
+	if (projection->natts == 0)
+		row = heap_copy_tuple_as_datum(tuple, table_desc);
+	else
+	{
+		Datum	   *values = palloc(sizeof(Datum) * projection->natts);
+		bool	   *nulls = palloc(sizeof(bool) * projection->natts);
+		HeapTuple	projected;
+
+		for (int i = 0; i < projection->natts; i++)
+			values[i] = heap_getattr(tuple, projection->attnums[i], table_desc, &nulls[i]);
+		projected = heap_form_tuple(projection->desc, values, nulls);
+		row = heap_copy_tuple_as_datum(projected, projection->desc);
+	}
+	json = DatumGetTextPP(DirectFunctionCall1(row_to_json, row));
+	appendBinaryStringInfo(buf, VARDATA_ANY(json), VARSIZE_ANY_EXHDR(json));
+}
+
+static const char *
+op_name(TriggerData *td, ChangeFormat format)
+{
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		return format == FORMAT_JSON ? "insert" : "c";
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		return format == FORMAT_JSON ? "update" : "u";
+	if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		return format == FORMAT_JSON ? "delete" : "d";
+	return format == FORMAT_JSON ? "truncate" : "t";
+}
+
+static void
+append_json_field(StringInfo buf, const char *name, const char *value)
+{
+	appendStringInfo(buf, "\"%s\":", name);
+	escape_json(buf, value);
+	appendStringInfoChar(buf, ',');
+}
+
+/* the envelope of one change */
+static void
+build_envelope(StringInfo buf, const TriggerLayout *layout, TriggerData *td,
+			   HeapTuple before, HeapTuple after)
+{
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	int64		ts_ms = (GetCurrentStatementStartTimestamp() / 1000) +
+		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+	TransactionId xid = GetTopTransactionIdIfAny();
+
+	appendStringInfoChar(buf, '{');
+	if (layout->format == FORMAT_JSON)
+	{
+		append_json_field(buf, "op", op_name(td, layout->format));
+		append_json_field(buf, "database", layout->database);
+		append_json_field(buf, "schema", layout->schema);
+		append_json_field(buf, "table", layout->table);
+		appendStringInfo(buf, "\"txid\":%u,\"ts_ms\":" INT64_FORMAT ",\"before\":", xid, ts_ms);
+		append_row_json(buf, before, desc, &layout->columns);
+		appendStringInfoString(buf, ",\"after\":");
+		append_row_json(buf, after, desc, &layout->columns);
+	}
+	else
+	{
+		appendStringInfoString(buf, "\"before\":");
+		append_row_json(buf, before, desc, &layout->columns);
+		appendStringInfoString(buf, ",\"after\":");
+		append_row_json(buf, after, desc, &layout->columns);
+		appendStringInfoString(buf, ",\"source\":{");
+		append_json_field(buf, "version", "streamkafka-" STREAMKAFKA_VERSION);
+		append_json_field(buf, "connector", "postgresql");
+		append_json_field(buf, "name", layout->database);
+		appendStringInfo(buf, "\"ts_ms\":" INT64_FORMAT ",\"snapshot\":\"false\",", ts_ms);
+		append_json_field(buf, "db", layout->database);
+		append_json_field(buf, "schema", layout->schema);
+		append_json_field(buf, "table", layout->table);
+		appendStringInfo(buf, "\"txId\":%u,\"lsn\":null,\"xmin\":null},", xid);
+		append_json_field(buf, "op", op_name(td, layout->format));
+		appendStringInfo(buf, "\"ts_ms\":" INT64_FORMAT ",\"transaction\":null", ts_ms);
+	}
+	appendStringInfoChar(buf, '}');
+}
+
+PG_FUNCTION_INFO_V1(streamkafka_trigger);
+
+/*
+ * streamkafka_trigger - queue one change event with the transaction
+ */
+Datum
+streamkafka_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TriggerLayout *layout;
+	HeapTuple	before = NULL;
+	HeapTuple	after = NULL;
+	StringInfoData value;
+	StringInfoData key;
+	SkEvent		event = {0};
+
+	streamkafka_require_preload();
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("streamkafka_trigger must be fired as an AFTER trigger"),
+				 errhint("Attach it with kafka_stream_table().")));
+	layout = layout_get(td->tg_trigger, td->tg_relation);
+
+	if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
+	{
+		if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+			after = td->tg_trigtuple;
+		else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		{
+			before = td->tg_trigtuple;
+			after = td->tg_newtuple;
+		}
+		else
+			before = td->tg_trigtuple;
+	}
+
+	initStringInfo(&value);
+	build_envelope(&value, layout, td, before, after);
+	event.value = value.data;
+	event.value_len = value.len;
+	event.key_len = -1;
+	if (layout->has_key && (before || after))
+	{
+		initStringInfo(&key);
+		append_row_json(&key, after ? after : before, RelationGetDescr(td->tg_relation),
+						&layout->key);
+		event.key = key.data;
+		event.key_len = key.len;
+	}
+	event.topic = layout->topic;
+	event.topic_len = strlen(layout->topic);
+	event.partition = -1;
+	publish(&event, true);
+
+	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(streamkafka_check_topic);
+
+/*
+ * streamkafka_check_topic - kafka_check_topic(): ERROR unless the name is a
+ * legal Kafka topic (the check kafka_publish makes)
+ */
+Datum
+streamkafka_check_topic(PG_FUNCTION_ARGS)
+{
+	text	   *topic;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("Kafka topic must not be null")));
+	topic = PG_GETARG_TEXT_PP(0);
+	event_check_topic(VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic));
+	PG_RETURN_VOID();
+}
