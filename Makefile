@@ -12,6 +12,7 @@ OBJS = \
 	src/publish.o \
 	src/flush.o \
 	src/trigger.o \
+	src/rowjson.o \
 	src/metrics.o \
 	src/rdstats.o \
 	src/producer.o \

@@ -20,6 +20,8 @@
  */
 #include "postgres.h"
 
+#include <sys/mman.h>
+
 #include "access/xact.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -36,14 +38,22 @@
 #include "streamkafka.h"
 
 #define PENDING_FIRST_CHUNK		(64 * 1024)
-#define PENDING_MAX_CHUNK		(8 * 1024 * 1024)
+#define PENDING_MAX_CHUNK		(32 * 1024 * 1024)
 #define PENDING_KEEP_BYTES		(16 * 1024 * 1024)
+#define PENDING_HUGE_PAGE		(2 * 1024 * 1024)
 
+/*
+ * Chunks of 2MB or more are mapped directly, aligned, and offered to the
+ * kernel for transparent huge pages: a large transaction then takes one page
+ * fault per 2MB instead of one per 4kB (measured: the faults, not the copies,
+ * dominated a 1M-row INSERT into a streamed table).
+ */
 typedef struct PendingChunk
 {
 	struct PendingChunk *next;
 	uint64		used;
 	uint64		capacity;
+	uint64		mapped;			/* bytes mmap()ed, 0 if palloc()ed */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } PendingChunk;
 
@@ -95,17 +105,61 @@ pending_memory(void)
 	return pending_context;
 }
 
+/* map bytes (a multiple of 2MB) aligned to 2MB, asking for huge pages */
+static void *
+chunk_map(uint64 bytes)
+{
+	char	   *raw = mmap(NULL, bytes + PENDING_HUGE_PAGE, PROT_READ | PROT_WRITE,
+						   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char	   *aligned;
+
+	if (raw == MAP_FAILED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed to map %llu bytes for a transaction's Kafka events.",
+						   (unsigned long long) bytes)));
+	aligned = (char *) TYPEALIGN(PENDING_HUGE_PAGE, raw);
+	if (aligned > raw)
+		munmap(raw, aligned - raw);
+	if (aligned + bytes < raw + bytes + PENDING_HUGE_PAGE)
+		munmap(aligned + bytes, raw + PENDING_HUGE_PAGE - aligned);
+#ifdef MADV_HUGEPAGE
+	(void) madvise(aligned, bytes, MADV_HUGEPAGE);
+#endif
+	return aligned;
+}
+
 static PendingChunk *
 chunk_new(uint64 capacity)
 {
 	PendingChunk *chunk;
+	uint64		bytes = offsetof(PendingChunk, data) + capacity;
 
-	chunk = MemoryContextAllocHuge(pending_memory(),
-								   offsetof(PendingChunk, data) + capacity);
+	if (bytes >= PENDING_HUGE_PAGE)
+	{
+		bytes = TYPEALIGN64(PENDING_HUGE_PAGE, bytes);
+		chunk = chunk_map(bytes);
+		chunk->mapped = bytes;
+	}
+	else
+	{
+		chunk = MemoryContextAllocHuge(pending_memory(), bytes);
+		chunk->mapped = 0;
+	}
 	chunk->next = NULL;
 	chunk->used = 0;
-	chunk->capacity = capacity;
+	chunk->capacity = bytes - offsetof(PendingChunk, data);
 	return chunk;
+}
+
+static void
+chunk_free(PendingChunk *chunk)
+{
+	if (chunk->mapped)
+		munmap(chunk, chunk->mapped);
+	else
+		pfree(chunk);
 }
 
 /* room for size bytes at the end of the chain */
@@ -203,7 +257,7 @@ pending_reset(void)
 			link = &chunk->next;
 		}
 		else
-			pfree(chunk);
+			chunk_free(chunk);
 		chunk = next;
 	}
 	*link = NULL;

@@ -79,6 +79,12 @@ ring_shmem_init(void)
 	if (found)
 		return;
 
+	/*
+	 * Touch every page now, in the postmaster: a backend's first copy into a
+	 * page then costs a mapping fault, not a fault that also zeroes the page.
+	 */
+	memset(sk_ring->data, 0, ring_data_size());
+
 	SpinLockInit(&sk_ring->lock);
 	sk_ring->head = 0;
 	sk_ring->tail = 0;

@@ -9,11 +9,12 @@
  *   topic, format ("json" or "debezium"), then any number of "k=column" (the
  *   key columns) and "c=column" (the columns in the row images; none: all).
  *
- * Row images are made by PostgreSQL's own row_to_json() on the row, or on a
- * projection of it, so the JSON mapping of every type is PostgreSQL's:
- * numeric exact, timestamps ISO 8601, arrays as arrays, json/jsonb nested,
- * domains as their base type, enums as strings, TOASTed values in full.
- * The column layout of each trigger is cached until the table changes.
+ * Row images are written by rowjson.c exactly as row_to_json() writes them,
+ * so the JSON mapping of every type is PostgreSQL's: numeric exact,
+ * timestamps ISO 8601, arrays as arrays, json/jsonb nested, domains as their
+ * base type, enums as strings, TOASTed values in full.  Each trigger's layout
+ * (columns, their conversions, the envelope's fixed parts) is cached until
+ * the table changes; a row is deformed once for its image and its key.
  */
 #include "postgres.h"
 
@@ -38,6 +39,7 @@
 
 #include "event.h"
 #include "publish.h"
+#include "rowjson.h"
 #include "ring.h"
 #include "settings.h"
 #include "streamkafka.h"
@@ -47,14 +49,6 @@ typedef enum ChangeFormat
 	FORMAT_JSON,
 	FORMAT_DEBEZIUM
 } ChangeFormat;
-
-/* a projection of the table's columns, and the tuple descriptor for it */
-typedef struct Projection
-{
-	int			natts;			/* 0: the whole row */
-	AttrNumber *attnums;
-	TupleDesc	desc;			/* blessed, for row_to_json */
-} Projection;
 
 /* what one trigger needs, cached by trigger OID */
 typedef struct TriggerLayout
@@ -67,9 +61,12 @@ typedef struct TriggerLayout
 	char	   *database;
 	char	   *schema;
 	char	   *table;
-	Projection	columns;
-	Projection	key;			/* natts 0 and no key: keyless */
-	bool		has_key;
+	char	   *names;			/* json: "database":..,"schema":..,"table":.., */
+	RowJson		columns;		/* the row images */
+	RowJson		key;
+	bool		has_key;		/* false: keyless events */
+	Datum	   *values;			/* a deformed row */
+	bool	   *isnull;
 } TriggerLayout;
 
 static HTAB *layouts = NULL;
@@ -115,9 +112,9 @@ trigger_error(const char *message, const char *detail)
 			 errhint("Attach the trigger with kafka_stream_table().")));
 }
 
-/* add column "name" of rel to a projection being built */
-static void
-projection_add(Projection *projection, Relation rel, const char *name)
+/* the attribute number of column "name" of rel, or ERROR */
+static AttrNumber
+column_attnum(Relation rel, const char *name)
 {
 	AttrNumber	attnum = attnameAttNum(rel, name, false);
 
@@ -127,26 +124,23 @@ projection_add(Projection *projection, Relation rel, const char *name)
 				 errmsg("column \"%s\" of relation \"%s\" does not exist",
 						name, RelationGetRelationName(rel)),
 				 errhint("The table changed after kafka_stream_table(); call it again.")));
-	projection->attnums[projection->natts++] = attnum;
+	return attnum;
 }
 
-/* the blessed descriptor of a projection */
-static void
-projection_finish(Projection *projection, Relation rel)
+static char *
+json_names(const TriggerLayout *layout)
 {
-	TupleDesc	desc;
+	StringInfoData buf;
 
-	if (projection->natts == 0)
-		return;
-	desc = CreateTemplateTupleDesc(projection->natts);
-	for (int i = 0; i < projection->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), projection->attnums[i] - 1);
-
-		TupleDescInitEntry(desc, i + 1, NameStr(att->attname), att->atttypid,
-						   att->atttypmod, 0);
-	}
-	projection->desc = BlessTupleDesc(desc);
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "\"database\":");
+	escape_json(&buf, layout->database);
+	appendStringInfoString(&buf, ",\"schema\":");
+	escape_json(&buf, layout->schema);
+	appendStringInfoString(&buf, ",\"table\":");
+	escape_json(&buf, layout->table);
+	appendStringInfoChar(&buf, ',');
+	return buf.data;
 }
 
 /* build the layout of a trigger from its arguments */
@@ -154,8 +148,13 @@ static void
 layout_build(TriggerLayout *layout, Trigger *trigger, Relation rel)
 {
 	MemoryContext old = MemoryContextSwitchTo(layout_context);
+	TupleDesc	desc = RelationGetDescr(rel);
 	int			nargs = trigger->tgnargs;
 	char	  **args = trigger->tgargs;
+	AttrNumber *key_attnums = palloc(sizeof(AttrNumber) * nargs);
+	AttrNumber *column_attnums = palloc(sizeof(AttrNumber) * nargs);
+	int			nkeys = 0;
+	int			ncolumns = 0;
 
 	if (nargs < 2)
 		trigger_error("streamkafka_trigger needs at least a topic and a format", NULL);
@@ -166,30 +165,28 @@ layout_build(TriggerLayout *layout, Trigger *trigger, Relation rel)
 	else
 		trigger_error("unknown change event format", args[1]);
 	event_check_topic(args[0], strlen(args[0]));
+	for (int i = 2; i < nargs; i++)
+	{
+		if (strncmp(args[i], "k=", 2) == 0)
+			key_attnums[nkeys++] = column_attnum(rel, args[i] + 2);
+		else if (strncmp(args[i], "c=", 2) == 0)
+			column_attnums[ncolumns++] = column_attnum(rel, args[i] + 2);
+		else
+			trigger_error("unknown streamkafka_trigger argument", args[i]);
+	}
 
 	layout->relid = RelationGetRelid(rel);
 	layout->topic = pstrdup(args[0]);
 	layout->database = get_database_name(MyDatabaseId);
 	layout->schema = get_namespace_name(RelationGetNamespace(rel));
 	layout->table = pstrdup(RelationGetRelationName(rel));
-	layout->columns.natts = layout->key.natts = 0;
-	layout->columns.attnums = palloc(sizeof(AttrNumber) * nargs);
-	layout->key.attnums = palloc(sizeof(AttrNumber) * nargs);
-	layout->has_key = false;
-	for (int i = 2; i < nargs; i++)
-	{
-		if (strncmp(args[i], "k=", 2) == 0)
-		{
-			projection_add(&layout->key, rel, args[i] + 2);
-			layout->has_key = true;
-		}
-		else if (strncmp(args[i], "c=", 2) == 0)
-			projection_add(&layout->columns, rel, args[i] + 2);
-		else
-			trigger_error("unknown streamkafka_trigger argument", args[i]);
-	}
-	projection_finish(&layout->columns, rel);
-	projection_finish(&layout->key, rel);
+	layout->names = json_names(layout);
+	rowjson_init(&layout->columns, desc, column_attnums, ncolumns);
+	layout->has_key = nkeys > 0;
+	if (layout->has_key)
+		rowjson_init(&layout->key, desc, key_attnums, nkeys);
+	layout->values = palloc(sizeof(Datum) * desc->natts);
+	layout->isnull = palloc(sizeof(bool) * desc->natts);
 	layout->valid = true;
 	MemoryContextSwitchTo(old);
 }
@@ -205,40 +202,24 @@ layout_get(Trigger *trigger, Relation rel)
 	layout = hash_search(layouts, &trigger->tgoid, HASH_ENTER, &found);
 	if (!found || !layout->valid)
 	{
+		/* a stale layout's memory is left in layout_context (tables rarely change) */
 		layout->valid = false;
 		layout_build(layout, trigger, rel);
 	}
 	return layout;
 }
 
-/* append the JSON object of a row (or of a projection of it) */
+/* append the JSON image of a row, or null */
 static void
-append_row_json(StringInfo buf, HeapTuple tuple, TupleDesc table_desc,
-				const Projection *projection)
+append_image(StringInfo buf, TriggerLayout *layout, HeapTuple tuple, TupleDesc desc)
 {
-	Datum		row;
-	text	   *json;
-
 	if (tuple == NULL)
 	{
 		appendStringInfoString(buf, "null");
 		return;
 	}
-	if (projection->natts == 0)
-		row = heap_copy_tuple_as_datum(tuple, table_desc);
-	else
-	{
-		Datum	   *values = palloc(sizeof(Datum) * projection->natts);
-		bool	   *nulls = palloc(sizeof(bool) * projection->natts);
-		HeapTuple	projected;
-
-		for (int i = 0; i < projection->natts; i++)
-			values[i] = heap_getattr(tuple, projection->attnums[i], table_desc, &nulls[i]);
-		projected = heap_form_tuple(projection->desc, values, nulls);
-		row = heap_copy_tuple_as_datum(projected, projection->desc);
-	}
-	json = DatumGetTextPP(DirectFunctionCall1(row_to_json, row));
-	appendBinaryStringInfo(buf, VARDATA_ANY(json), VARSIZE_ANY_EXHDR(json));
+	heap_deform_tuple(tuple, desc, layout->values, layout->isnull);
+	rowjson_append(buf, &layout->columns, layout->values, layout->isnull);
 }
 
 static const char *
@@ -263,7 +244,7 @@ append_json_field(StringInfo buf, const char *name, const char *value)
 
 /* the envelope of one change */
 static void
-build_envelope(StringInfo buf, const TriggerLayout *layout, TriggerData *td,
+build_envelope(StringInfo buf, TriggerLayout *layout, TriggerData *td,
 			   HeapTuple before, HeapTuple after)
 {
 	TupleDesc	desc = RelationGetDescr(td->tg_relation);
@@ -275,20 +256,18 @@ build_envelope(StringInfo buf, const TriggerLayout *layout, TriggerData *td,
 	if (layout->format == FORMAT_JSON)
 	{
 		append_json_field(buf, "op", op_name(td, layout->format));
-		append_json_field(buf, "database", layout->database);
-		append_json_field(buf, "schema", layout->schema);
-		append_json_field(buf, "table", layout->table);
+		appendStringInfoString(buf, layout->names);
 		appendStringInfo(buf, "\"txid\":%u,\"ts_ms\":" INT64_FORMAT ",\"before\":", xid, ts_ms);
-		append_row_json(buf, before, desc, &layout->columns);
+		append_image(buf, layout, before, desc);
 		appendStringInfoString(buf, ",\"after\":");
-		append_row_json(buf, after, desc, &layout->columns);
+		append_image(buf, layout, after, desc);
 	}
 	else
 	{
 		appendStringInfoString(buf, "\"before\":");
-		append_row_json(buf, before, desc, &layout->columns);
+		append_image(buf, layout, before, desc);
 		appendStringInfoString(buf, ",\"after\":");
-		append_row_json(buf, after, desc, &layout->columns);
+		append_image(buf, layout, after, desc);
 		appendStringInfoString(buf, ",\"source\":{");
 		append_json_field(buf, "version", "streamkafka-" STREAMKAFKA_VERSION);
 		append_json_field(buf, "connector", "postgresql");
@@ -316,9 +295,9 @@ streamkafka_trigger(PG_FUNCTION_ARGS)
 	TriggerLayout *layout;
 	HeapTuple	before = NULL;
 	HeapTuple	after = NULL;
-	StringInfoData value;
-	StringInfoData key;
 	SkEvent		event = {0};
+	static StringInfo value = NULL;
+	static StringInfo key = NULL;
 
 	streamkafka_require_preload();
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
@@ -341,18 +320,27 @@ streamkafka_trigger(PG_FUNCTION_ARGS)
 			before = td->tg_trigtuple;
 	}
 
-	initStringInfo(&value);
-	build_envelope(&value, layout, td, before, after);
-	event.value = value.data;
-	event.value_len = value.len;
+	if (value == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		value = makeStringInfo();
+		key = makeStringInfo();
+		MemoryContextSwitchTo(old);
+	}
+	resetStringInfo(value);
+	resetStringInfo(key);
+
+	/* the key is taken from the last image written: after, else before */
+	build_envelope(value, layout, td, before, after);
+	event.value = value->data;
+	event.value_len = value->len;
 	event.key_len = -1;
 	if (layout->has_key && (before || after))
 	{
-		initStringInfo(&key);
-		append_row_json(&key, after ? after : before, RelationGetDescr(td->tg_relation),
-						&layout->key);
-		event.key = key.data;
-		event.key_len = key.len;
+		rowjson_append(key, &layout->key, layout->values, layout->isnull);
+		event.key = key->data;
+		event.key_len = key->len;
 	}
 	event.topic = layout->topic;
 	event.topic_len = strlen(layout->topic);
