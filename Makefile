@@ -38,3 +38,8 @@ include $(PGXS)
 .PHONY: tapcheck
 tapcheck:
 	test/run-tap
+
+# the worker and backends under valgrind memcheck (minutes); run as non-root
+.PHONY: valgrind-check
+valgrind-check:
+	test/valgrind/run

@@ -24,6 +24,8 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include <librdkafka/rdkafka.h>
+
 #include "compat.h"
 #include "metrics.h"
 #include "producer.h"
@@ -144,6 +146,10 @@ worker_shutdown(void)
 
 	producer_stop(sk_shutdown_timeout_ms);
 	sender_release();
+	if (rd_kafka_wait_destroyed(5000) == 0)
+		ereport(LOG, (errmsg("streamkafka worker released all librdkafka handles")));
+	else
+		ereport(LOG, (errmsg("streamkafka worker: librdkafka handles still alive after 5 s")));
 	ring_bounds(&tail, &head);
 	if (head != tail)
 		ereport(LOG,
