@@ -163,7 +163,10 @@ enqueue_now(const SkEvent *event, uint64 size, int64 event_id)
 	if (!enqueue_reserve(block_length, 1, false, &off))
 		return;
 	/* from here to ring_block_ready nothing can fail */
-	event_pack_ring(off + SK_BLOCK_HEADER_SIZE, event, event_id, SK_BLOCK_HEADER_SIZE);
+	if (ring_contiguous(off + SK_BLOCK_HEADER_SIZE) >= size)
+		event_pack(ring_at(off + SK_BLOCK_HEADER_SIZE), event, event_id, SK_BLOCK_HEADER_SIZE);
+	else
+		event_pack_ring(off + SK_BLOCK_HEADER_SIZE, event, event_id, SK_BLOCK_HEADER_SIZE);
 	metrics_count_queued(1);
 	ring_block_ready(off);
 }

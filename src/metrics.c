@@ -35,12 +35,17 @@
 
 typedef struct SkMetrics
 {
+	/* written by backends; kept off the worker's cache line */
 	pg_atomic_uint64 queued;	/* accepted into the queue */
-	pg_atomic_uint64 delivered; /* acknowledged by Kafka */
-	pg_atomic_uint64 failed;	/* given up on by the producer */
 	pg_atomic_uint64 rejected;	/* refused: queue full, statement failed */
 	pg_atomic_uint64 dropped;	/* discarded by the overflow policy */
+	char		backend_pad[PG_CACHE_LINE_SIZE];
+
+	/* written by the worker */
+	pg_atomic_uint64 delivered; /* acknowledged by Kafka */
+	pg_atomic_uint64 failed;	/* given up on by the producer */
 	pg_atomic_uint64 delivered_bytes;
+	char		worker_pad[PG_CACHE_LINE_SIZE];
 
 	slock_t		lock;			/* protects everything below */
 	TimestampTz last_delivered_at;

@@ -122,6 +122,7 @@ bool
 ring_reserve(uint64 length, uint32 nevents, uint64 *off)
 {
 	uint64		head;
+	SkBlockHeader *header;
 
 	Assert(length % 8 == 0 && length >= SK_BLOCK_HEADER_SIZE);
 
@@ -132,9 +133,20 @@ ring_reserve(uint64 length, uint32 nevents, uint64 *off)
 		SpinLockRelease(&sk_ring->lock);
 		return false;
 	}
-	pg_atomic_write_u32(ring_field(head, pg_atomic_uint32, state), SK_BLOCK_WRITING);
-	*ring_field(head, uint32, nevents) = nevents;
-	*ring_field(head, uint64, length) = length;
+	if (ring_contiguous(head) >= SK_BLOCK_HEADER_SIZE)
+	{
+		/* the common case: one position, three stores */
+		header = (SkBlockHeader *) ring_at(head);
+		pg_atomic_write_u32(&header->state, SK_BLOCK_WRITING);
+		header->nevents = nevents;
+		header->length = length;
+	}
+	else
+	{
+		pg_atomic_write_u32(ring_field(head, pg_atomic_uint32, state), SK_BLOCK_WRITING);
+		*ring_field(head, uint32, nevents) = nevents;
+		*ring_field(head, uint64, length) = length;
+	}
 	sk_ring->head = head + length;
 	SpinLockRelease(&sk_ring->lock);
 

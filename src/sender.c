@@ -248,6 +248,17 @@ sender_release(void)
 }
 
 /*
+ * sender_can_send - could the producer take another event now?  When it
+ * cannot, new events in the queue are no reason to wake the worker.
+ */
+bool
+sender_can_send(void)
+{
+	return producer_running() && !sender.backpressure &&
+		sender.inflight < SK_PRODUCER_WINDOW;
+}
+
+/*
  * sender_has_work - could sender_drain() walk something now?
  */
 bool
@@ -256,8 +267,7 @@ sender_has_work(void)
 	uint64		tail;
 	uint64		head;
 
-	if (!producer_running() || sender.backpressure ||
-		sender.inflight >= SK_PRODUCER_WINDOW)
+	if (!sender_can_send())
 		return false;
 	if (sender.events_left > 0)
 		return true;

@@ -125,15 +125,24 @@ worker_step(void)
 	return sent > 0 || released;
 }
 
+/*
+ * worker_sleep - wait for work.  Backends are asked to set the latch only
+ * when the producer can take more events: with its window full (e.g. the
+ * broker is down) a delivery report, on the wake pipe, is what frees it, and
+ * waking the worker for every new event would cost each backend a signal.
+ */
 static void
 worker_sleep(WaitEventSet *events)
 {
 	WaitEvent	event;
+	bool		wake_on_events = sender_can_send();
 
-	ring_consumer_may_sleep(true);
+	if (wake_on_events)
+		ring_consumer_may_sleep(true);
 	if (!sender_has_work())
 		(void) WaitEventSetWait(events, WORKER_IDLE_MS, &event, 1, PG_WAIT_EXTENSION);
-	ring_consumer_may_sleep(false);
+	if (wake_on_events)
+		ring_consumer_may_sleep(false);
 	ResetLatch(MyLatch);
 	worker_drain_wake_pipe();
 }
