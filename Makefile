@@ -13,6 +13,7 @@ OBJS = \
 	src/flush.o \
 	src/trigger.o \
 	src/rowjson.o \
+	src/spill.o \
 	src/metrics.o \
 	src/rdstats.o \
 	src/producer.o \
@@ -43,3 +44,7 @@ tapcheck:
 .PHONY: valgrind-check
 valgrind-check:
 	test/valgrind/run
+
+# PGXS here does not track header dependencies: rebuild every object when any
+# header changes (shared-memory layouts live in headers)
+$(OBJS): $(wildcard $(srcdir)/src/*.h)

@@ -41,6 +41,7 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
@@ -94,6 +95,7 @@ ring_shmem_init(void)
 	pg_atomic_init_u64(&sk_ring->evict_request, 0);
 	ConditionVariableInit(&sk_ring->space_cv);
 	sk_ring->producer_generation = 0;
+	sk_ring->instance_id = ((uint64) GetCurrentTimestamp() << 16) ^ (uint64) MyProcPid;
 
 	/*
 	 * Event ids start at 16 x microseconds since 2000 at every server start:

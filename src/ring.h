@@ -44,6 +44,7 @@ typedef struct SkRing
 	pg_atomic_uint64 evict_request; /* bytes drop_oldest sessions need */
 	ConditionVariable space_cv; /* broadcast when space is released */
 	uint32		producer_generation;	/* the worker's current producer (worker only) */
+	uint64		instance_id;	/* differs for every creation of shared memory */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } SkRing;
 

@@ -21,6 +21,7 @@
 #include "pending.h"
 #include "ring.h"
 #include "settings.h"
+#include "spill.h"
 #include "streamkafka.h"
 
 PG_MODULE_MAGIC;
@@ -60,6 +61,10 @@ streamkafka_shmem_startup(void)
 	ring_shmem_init();
 	metrics_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
+
+	/* in the postmaster, before any session exists: saved events go first */
+	if (!IsUnderPostmaster)
+		spill_load();
 }
 
 static void

@@ -32,6 +32,7 @@
 #include "ring.h"
 #include "sender.h"
 #include "settings.h"
+#include "spill.h"
 
 #define WORKER_BATCH		10000	/* events sent per loop turn */
 #define WORKER_IDLE_MS		1000
@@ -147,6 +148,26 @@ worker_sleep(WaitEventSet *events)
 	worker_drain_wake_pipe();
 }
 
+/* wait (up to 2 s) for transactions that are committing to finish */
+static void
+worker_wait_for_commits(void)
+{
+	uint64		tail;
+	uint64		head;
+
+	for (int i = 0; i < 200; i++)
+	{
+		bool		writing = false;
+
+		ring_bounds(&tail, &head);
+		for (uint64 off = tail; off < head && !writing; off += *ring_field(off, uint64, length))
+			writing = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state)) == SK_BLOCK_WRITING;
+		if (!writing)
+			return;
+		pg_usleep(10000);
+	}
+}
+
 static void
 worker_shutdown(void)
 {
@@ -155,6 +176,8 @@ worker_shutdown(void)
 
 	producer_stop(sk_shutdown_timeout_ms);
 	sender_release();
+	worker_wait_for_commits();
+	spill_write();
 	if (rd_kafka_wait_destroyed(5000) == 0)
 		ereport(LOG, (errmsg("streamkafka worker released all librdkafka handles")));
 	else
@@ -164,8 +187,8 @@ worker_shutdown(void)
 		ereport(LOG,
 				(errmsg("streamkafka worker stopping with %llu bytes of events not acknowledged by Kafka",
 						(unsigned long long) (head - tail)),
-				 errdetail("They stay in shared memory and are sent when the worker restarts; "
-						   "they are lost if the server stops.")));
+				 errdetail("If only the worker restarts, it sends them from shared memory; "
+						   "if the server stops, they were saved to the spill file.")));
 }
 
 void
@@ -189,6 +212,7 @@ streamkafka_worker_main(Datum main_arg pg_attribute_unused())
 	metrics_worker_started(MyProcPid);
 	before_shmem_exit(worker_on_exit, 0);
 	ring_consumer_attach(MyLatch);
+	spill_forget_own();
 	ereport(LOG, (errmsg("streamkafka worker started")));
 	worker_start_producer(0);
 
