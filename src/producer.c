@@ -168,6 +168,8 @@ add_option_pair(const char *name, const char *value, void *arg)
 	if (list->n == PRODUCER_MAX_CONF)
 		return;
 	list->pairs[list->n].name = strdup(name);
+	if (list->pairs[list->n].name == NULL)
+		return;					/* out of memory: the option is left out */
 	strlcpy(list->pairs[list->n].value, value, sizeof(list->pairs[list->n].value));
 	list->n++;
 }
@@ -325,16 +327,25 @@ producer_running(void)
 }
 
 /*
- * producer_must_rebuild - a fatal producer error, or producer settings that
- * changed since the producer was built
+ * producer_failed - librdkafka raised a fatal error: the producer must be
+ * replaced
  */
 bool
-producer_must_rebuild(void)
+producer_failed(void)
+{
+	return fatal_error;
+}
+
+/*
+ * producer_settings_changed - do the settings (after a reload) ask for another
+ * producer than the running one?  Settings librdkafka already refused once do
+ * not count until they change again.
+ */
+bool
+producer_settings_changed(void)
 {
 	char		now[sizeof(config_fingerprint)];
 
-	if (fatal_error)
-		return true;
 	producer_fingerprint(now, sizeof(now));
 	return strcmp(now, config_fingerprint) != 0 && strcmp(now, failed_fingerprint) != 0;
 }

@@ -16,7 +16,8 @@ extern bool producer_start(int wake_fd, int old_flush_timeout_ms);
 extern void producer_stop(int flush_timeout_ms);
 extern void producer_purge_queued(void);
 extern bool producer_running(void);
-extern bool producer_must_rebuild(void);
+extern bool producer_failed(void);
+extern bool producer_settings_changed(void);
 extern void producer_poll(void);
 extern rd_kafka_resp_err_t producer_send(const SkEventView *event, bool copy_value,
 										 uint64 opaque);

@@ -92,7 +92,12 @@ worker_reload(void)
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
 	ereport(LOG, (errmsg("streamkafka worker reloaded its settings")));
-	if (!producer_running() || !producer_must_rebuild())
+	if (!producer_running())
+	{
+		worker_start_producer(0);
+		return;
+	}
+	if (!producer_settings_changed())
 		return;
 	ereport(LOG, (errmsg("streamkafka producer settings changed: rebuilding the producer")));
 	worker_start_producer(sk_shutdown_timeout_ms);
@@ -106,7 +111,7 @@ worker_step(void)
 	bool		released;
 	uint64		evict;
 
-	if (producer_running() && producer_must_rebuild())
+	if (producer_running() && producer_failed())
 	{
 		ereport(LOG, (errmsg("streamkafka producer hit a fatal error: rebuilding it")));
 		worker_start_producer(0);
