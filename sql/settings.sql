@@ -31,3 +31,47 @@ SELECT kafka_publish('regress.flush', 'event ' || i, transactional => false) > 0
 SELECT kafka_flush() AS flushed;
 SELECT queue_events FROM kafka_stats;
 SELECT kafka_flush(0) AS nothing_to_wait_for;
+
+-- secrets are never shown, to any role; other roles cannot read them at all
+ALTER SYSTEM SET streamkafka.sasl_password = 'top-secret-1';
+ALTER SYSTEM SET streamkafka.ssl_key_password = 'top-secret-2';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.2);
+SHOW streamkafka.sasl_password;
+SELECT name, setting FROM pg_settings WHERE name LIKE 'streamkafka.%password' ORDER BY 1;
+SELECT current_setting('streamkafka.ssl_key_password');
+SELECT count(*) AS settings_showing_a_secret FROM pg_settings
+ WHERE setting LIKE '%top-secret%' OR reset_val LIKE '%top-secret%' OR boot_val LIKE '%top-secret%';
+CREATE ROLE sk_reader IN ROLE pg_monitor;
+SET ROLE sk_reader;
+SELECT try($$SHOW streamkafka.sasl_password$$);
+SELECT try($$SHOW streamkafka.rdkafka_options$$);
+RESET ROLE;
+DROP ROLE sk_reader;
+ALTER SYSTEM RESET streamkafka.sasl_password;
+ALTER SYSTEM RESET streamkafka.ssl_key_password;
+SELECT pg_reload_conf();
+ALTER SYSTEM SET streamkafka.rdkafka_options = 'sasl.oauthbearer.config=x; ssl.key.password=hunter2';
+ALTER SYSTEM SET streamkafka.rdkafka_options = 'ssl.keystore.password=x; socket.keepalive.enable=nope';
+ALTER SYSTEM SET streamkafka.rdkafka_options = 'ssl.keystore.password=hunter3; socket.keepalive.enable=true';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.2);
+SHOW streamkafka.rdkafka_options;
+ALTER SYSTEM RESET streamkafka.rdkafka_options;
+SELECT pg_reload_conf();
+
+-- allowed_topics: a database cannot publish where it should not
+ALTER SYSTEM SET streamkafka.allowed_topics = 'bad/pattern';
+SET streamkafka.allowed_topics = 'regress.allowed.*, exact, sing?e';
+SELECT try($$SELECT kafka_publish('regress.allowed.one', 'v')$$);
+SELECT try($$SELECT kafka_publish('exact', 'v')$$);
+SELECT try($$SELECT kafka_publish('single', 'v')$$);
+SELECT try($$SELECT kafka_publish('exactly', 'v')$$);
+SELECT try($$SELECT kafka_publish('regress.other', 'v')$$);
+RESET streamkafka.allowed_topics;
+SELECT try($$SELECT kafka_publish('regress.other', 'v')$$);
+CREATE ROLE sk_app2 IN ROLE streamkafka_publisher;
+SET ROLE sk_app2;
+SELECT try($$SET streamkafka.allowed_topics = ''$$);
+RESET ROLE;
+DROP ROLE sk_app2;

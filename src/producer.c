@@ -150,6 +150,25 @@ producer_conf_pairs(ConfPair *pairs)
 	CONF("request.timeout.ms", "%d", sk_request_timeout_ms);
 	CONF("retries", "%d", sk_retries);
 	CONF("retry.backoff.ms", "%d", sk_retry_backoff_ms);
+	CONF("security.protocol", "%s", settings_security_protocol_name(sk_security_protocol));
+	if (sk_security_protocol >= 2)
+	{
+		CONF("sasl.mechanisms", "%s", settings_sasl_mechanism_name(sk_sasl_mechanism));
+		CONF("sasl.username", "%s", sk_sasl_username);
+		CONF("sasl.password", "%s", sk_sasl_password);
+	}
+	if (sk_security_protocol == 1 || sk_security_protocol == 3)
+	{
+		if (sk_ssl_ca_location[0])
+			CONF("ssl.ca.location", "%s", sk_ssl_ca_location);
+		if (sk_ssl_certificate_location[0])
+			CONF("ssl.certificate.location", "%s", sk_ssl_certificate_location);
+		if (sk_ssl_key_location[0])
+			CONF("ssl.key.location", "%s", sk_ssl_key_location);
+		if (sk_ssl_key_password[0])
+			CONF("ssl.key.password", "%s", sk_ssl_key_password);
+		CONF("ssl.endpoint.identification.algorithm", "%s", sk_ssl_verify_hostname ? "https" : "none");
+	}
 #undef CONF
 	return n;
 }
@@ -224,7 +243,10 @@ producer_conf(char *errstr, size_t errlen)
 		if (rd_kafka_conf_set(conf, pairs[i].name, pairs[i].value,
 							  reason, sizeof(reason)) != RD_KAFKA_CONF_OK)
 		{
-			snprintf(errstr, errlen, "%s=%s: %s", pairs[i].name, pairs[i].value, reason);
+			if (settings_is_secret_property(pairs[i].name))
+				snprintf(errstr, errlen, "%s: the value was refused", pairs[i].name);
+			else
+				snprintf(errstr, errlen, "%s=%s: %s", pairs[i].name, pairs[i].value, reason);
 			rd_kafka_conf_destroy(conf);
 			free_option_names(pairs, first_option, n);
 			return NULL;

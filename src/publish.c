@@ -21,9 +21,10 @@
 #include "settings.h"
 #include "streamkafka.h"
 
-/* the last topic name that passed the check, to skip checking it again */
+/* the last topic name that passed the checks, to skip checking it again */
 static char last_topic[SK_TOPIC_MAX_LEN + 1];
 static int	last_topic_len = -1;
+static uint32 last_topic_generation = 0;	/* of streamkafka.allowed_topics */
 
 /* the topic with streamkafka.topic_prefix in front */
 static char prefixed_topic[2 * SK_TOPIC_MAX_LEN + 1];
@@ -34,11 +35,19 @@ static StringInfo headers_buf = NULL;
 static void
 publish_check_topic(const char *topic, int len)
 {
-	if (len == last_topic_len && memcmp(topic, last_topic, len) == 0)
+	if (len == last_topic_len && last_topic_generation == sk_allowed_topics_generation &&
+		memcmp(topic, last_topic, len) == 0)
 		return;
 	event_check_topic(topic, len);
+	if (!settings_topic_allowed(topic, len))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("publishing to Kafka topic \"%s\" is not allowed", pnstrdup(topic, len)),
+				 errdetail("streamkafka.allowed_topics is \"%s\".", sk_allowed_topics),
+				 errhint("A superuser can add the topic to streamkafka.allowed_topics.")));
 	memcpy(last_topic, topic, len);
 	last_topic_len = len;
+	last_topic_generation = sk_allowed_topics_generation;
 }
 
 /* the checked topic name the event goes to: prefix + topic */

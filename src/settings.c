@@ -45,6 +45,32 @@ char	   *sk_rdkafka_options = NULL;
 int			sk_overflow = SK_OVERFLOW_ERROR;
 int			sk_enqueue_timeout_ms = 1000;
 const SkPackedHeaders *sk_default_headers_packed = NULL;
+int			sk_security_protocol = 0;
+int			sk_sasl_mechanism = 0;
+char	   *sk_sasl_username = NULL;
+char	   *sk_sasl_password = NULL;
+char	   *sk_ssl_ca_location = NULL;
+char	   *sk_ssl_certificate_location = NULL;
+char	   *sk_ssl_key_location = NULL;
+char	   *sk_ssl_key_password = NULL;
+bool		sk_ssl_verify_hostname = true;
+char	   *sk_allowed_topics = NULL;
+uint32		sk_allowed_topics_generation = 0;
+
+static const struct config_enum_entry security_protocol_options[] = {
+	{"plaintext", 0, false},
+	{"ssl", 1, false},
+	{"sasl_plaintext", 2, false},
+	{"sasl_ssl", 3, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry sasl_mechanism_options[] = {
+	{"PLAIN", 0, false},
+	{"SCRAM-SHA-256", 1, false},
+	{"SCRAM-SHA-512", 2, false},
+	{NULL, 0, false}
+};
 
 /*
  * librdkafka properties that streamkafka.* settings own, or that the worker
@@ -59,7 +85,10 @@ static const char *const reserved_properties[] = {
 	"retries", "message.send.max.retries", "retry.backoff.ms",
 	"queue.buffering.max.messages", "queue.buffering.max.kbytes",
 	"statistics.interval.ms", "log.queue", "transactional.id",
-	"test.mock.num.brokers", NULL
+	"test.mock.num.brokers", "security.protocol", "sasl.mechanisms",
+	"sasl.mechanism", "sasl.username", "sasl.password", "ssl.ca.location",
+	"ssl.certificate.location", "ssl.key.location", "ssl.key.password",
+	"ssl.endpoint.identification.algorithm", NULL
 };
 
 static const struct config_enum_entry overflow_options[] = {
@@ -104,6 +133,145 @@ bool
 settings_mock_mode(void)
 {
 	return sk_brokers == NULL || sk_brokers[0] == '\0';
+}
+
+const char *
+settings_security_protocol_name(int protocol)
+{
+	return security_protocol_options[protocol].name;
+}
+
+const char *
+settings_sasl_mechanism_name(int mechanism)
+{
+	return sasl_mechanism_options[mechanism].name;
+}
+
+/*
+ * settings_is_secret_property - must a librdkafka property's value never be
+ * shown (in errors, logs, views)?
+ */
+bool
+settings_is_secret_property(const char *name)
+{
+	return strstr(name, "password") != NULL || strstr(name, "secret") != NULL ||
+		strstr(name, "key.pem") != NULL || strstr(name, "oauthbearer.config") != NULL;
+}
+
+/* secrets are shown as this, to every role, in SHOW and pg_settings */
+static const char *
+show_secret(const char *value)
+{
+	return value && value[0] ? "********" : "";
+}
+
+static const char *
+show_sasl_password(void)
+{
+	return show_secret(sk_sasl_password);
+}
+
+static const char *
+show_ssl_key_password(void)
+{
+	return show_secret(sk_ssl_key_password);
+}
+
+/* rdkafka_options as shown: secret properties' values masked */
+static void
+append_shown_option(const char *name, const char *value, void *arg)
+{
+	StringInfo	buf = arg;
+
+	appendStringInfo(buf, "%s%s=%s", buf->len > 0 ? "; " : "", name,
+					 settings_is_secret_property(name) ? "********" : value);
+}
+
+static const char *
+show_rdkafka_options(void)
+{
+	static char shown[4096];
+	StringInfoData buf;
+	char		error[256];
+
+	initStringInfo(&buf);
+	(void) settings_parse_rdkafka_options(sk_rdkafka_options, append_shown_option, &buf,
+										  error, sizeof(error));
+	strlcpy(shown, buf.data, sizeof(shown));
+	pfree(buf.data);
+	return shown;
+}
+
+/* does a topic match one glob pattern (* any run, ? one character)? */
+static bool
+glob_match(const char *pattern, int plen, const char *topic, int tlen)
+{
+	if (plen == 0)
+		return tlen == 0;
+	if (*pattern == '*')
+	{
+		for (int skip = 0; skip <= tlen; skip++)
+			if (glob_match(pattern + 1, plen - 1, topic + skip, tlen - skip))
+				return true;
+		return false;
+	}
+	if (tlen == 0 || (*pattern != '?' && *pattern != *topic))
+		return false;
+	return glob_match(pattern + 1, plen - 1, topic + 1, tlen - 1);
+}
+
+/*
+ * settings_topic_allowed - may events go to this topic?  (empty
+ * streamkafka.allowed_topics: any topic)
+ */
+bool
+settings_topic_allowed(const char *topic, int len)
+{
+	const char *p = sk_allowed_topics;
+
+	if (p == NULL || *p == '\0')
+		return true;
+	while (*p)
+	{
+		const char *end;
+		const char *last;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		end = p;
+		while (*end && *end != ',')
+			end++;
+		last = end;
+		while (last > p && last[-1] == ' ')
+			last--;
+		if (last > p && glob_match(p, last - p, topic, len))
+			return true;
+		p = end;
+	}
+	return false;
+}
+
+static bool
+check_allowed_topics(char **newval, void **extra pg_attribute_unused(),
+					 GucSource source pg_attribute_unused())
+{
+	for (const char *c = *newval; *c; c++)
+	{
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			  (*c >= '0' && *c <= '9') || strchr("._-*?, ", *c)))
+		{
+			GUC_check_errdetail("\"%c\" cannot be part of a topic pattern.", *c);
+			GUC_check_errhint("List topic patterns separated by commas; * matches any run of characters, ? one.");
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+assign_allowed_topics(const char *newval pg_attribute_unused(), void *extra pg_attribute_unused())
+{
+	sk_allowed_topics_generation++;
 }
 
 /*
@@ -196,7 +364,10 @@ check_one_option(const char *name, const char *value, void *arg)
 		return;
 	if (rd_kafka_conf_set(check->conf, name, value, reason, sizeof(reason)) != RD_KAFKA_CONF_OK)
 	{
-		snprintf(check->error, sizeof(check->error), "%s=%s: %s", name, value, reason);
+		if (settings_is_secret_property(name))
+			snprintf(check->error, sizeof(check->error), "%s: the value was refused", name);
+		else
+			snprintf(check->error, sizeof(check->error), "%s=%s: %s", name, value, reason);
 		check->ok = false;
 	}
 }
@@ -417,7 +588,8 @@ settings_define(void)
 							   "Other librdkafka producer properties: \"name=value; name=value\".",
 							   NULL,
 							   &sk_rdkafka_options, "",
-							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, check_rdkafka_options, NULL, NULL);
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, check_rdkafka_options, NULL,
+							   show_rdkafka_options);
 
 	DefineCustomEnumVariable("streamkafka.overflow",
 							 "What happens when the queue is full: error, block, drop_newest or drop_oldest.",
@@ -430,6 +602,68 @@ settings_define(void)
 							NULL,
 							&sk_enqueue_timeout_ms, 1000, 0, 3600000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("streamkafka.security_protocol",
+							 "How the producer talks to brokers: plaintext, ssl, sasl_plaintext or sasl_ssl.",
+							 NULL,
+							 &sk_security_protocol, 0, security_protocol_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("streamkafka.sasl_mechanism",
+							 "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+							 NULL,
+							 &sk_sasl_mechanism, 0, sasl_mechanism_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("streamkafka.sasl_username",
+							   "SASL user name.",
+							   NULL,
+							   &sk_sasl_username, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("streamkafka.sasl_password",
+							   "SASL password (shown as ********).",
+							   NULL,
+							   &sk_sasl_password, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, NULL, show_sasl_password);
+
+	DefineCustomStringVariable("streamkafka.ssl_ca_location",
+							   "File of CA certificates that verify the brokers.",
+							   NULL,
+							   &sk_ssl_ca_location, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("streamkafka.ssl_certificate_location",
+							   "Client certificate file (PEM), for brokers that ask for one.",
+							   NULL,
+							   &sk_ssl_certificate_location, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("streamkafka.ssl_key_location",
+							   "Client private key file (PEM).",
+							   NULL,
+							   &sk_ssl_key_location, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("streamkafka.ssl_key_password",
+							   "Password of the client private key (shown as ********).",
+							   NULL,
+							   &sk_ssl_key_password, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, NULL, show_ssl_key_password);
+
+	DefineCustomBoolVariable("streamkafka.ssl_verify_hostname",
+							 "Check that a broker's certificate names the host connected to.",
+							 NULL,
+							 &sk_ssl_verify_hostname, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("streamkafka.allowed_topics",
+							   "Topic patterns events may go to (comma separated, * and ?); empty: any.",
+							   "Publishing to any other topic fails with SQLSTATE 42501.",
+							   &sk_allowed_topics, "",
+							   PGC_SUSET, 0, check_allowed_topics, assign_allowed_topics, NULL);
 
 	MarkGUCPrefixReserved("streamkafka");
 }

@@ -54,11 +54,26 @@ extern char *sk_rdkafka_options;
 extern int	sk_overflow;
 extern int	sk_enqueue_timeout_ms;
 extern const SkPackedHeaders *sk_default_headers_packed;
+extern int	sk_security_protocol;
+extern int	sk_sasl_mechanism;
+extern char *sk_sasl_username;
+extern char *sk_sasl_password;
+extern char *sk_ssl_ca_location;
+extern char *sk_ssl_certificate_location;
+extern char *sk_ssl_key_location;
+extern char *sk_ssl_key_password;
+extern bool sk_ssl_verify_hostname;
+extern char *sk_allowed_topics;
+extern uint32 sk_allowed_topics_generation;
 
 extern void settings_define(void);
 extern const char *settings_compression_name(int codec);
 extern bool settings_mock_mode(void);
 extern const char *settings_overflow_name(int policy);
+extern const char *settings_security_protocol_name(int protocol);
+extern const char *settings_sasl_mechanism_name(int mechanism);
+extern bool settings_topic_allowed(const char *topic, int len);
+extern bool settings_is_secret_property(const char *name);
 
 typedef void (*SkOptionCallback) (const char *name, const char *value, void *arg);
 extern bool settings_parse_rdkafka_options(const char *options, SkOptionCallback callback,
