@@ -119,6 +119,31 @@ on_delivery(rd_kafka_t *handle pg_attribute_unused(), const rd_kafka_message_t *
 	sender_on_delivery((uint64) (uintptr_t) msg->_private, msg->err, msg->len);
 }
 
+/*
+ * secret_value - a secret setting's value: itself, or for "file:PATH" the
+ * first line of that file (so that only the path is ever logged).  Plain C;
+ * an unreadable file gives "" and librdkafka's authentication then fails.
+ */
+static void
+secret_value(const char *setting, char *out, size_t outlen)
+{
+	FILE	   *file;
+
+	out[0] = '\0';
+	if (strncmp(setting, "file:", 5) != 0)
+	{
+		strlcpy(out, setting, outlen);
+		return;
+	}
+	file = fopen(setting + 5, "r");
+	if (file == NULL)
+		return;
+	if (fgets(out, outlen, file) == NULL)
+		out[0] = '\0';
+	fclose(file);
+	out[strcspn(out, "\r\n")] = '\0';
+}
+
 /* the producer properties the settings ask for */
 static int
 producer_conf_pairs(ConfPair *pairs)
@@ -155,7 +180,8 @@ producer_conf_pairs(ConfPair *pairs)
 	{
 		CONF("sasl.mechanisms", "%s", settings_sasl_mechanism_name(sk_sasl_mechanism));
 		CONF("sasl.username", "%s", sk_sasl_username);
-		CONF("sasl.password", "%s", sk_sasl_password);
+		pairs[n].name = "sasl.password";
+		secret_value(sk_sasl_password, pairs[n++].value, sizeof(pairs[0].value));
 	}
 	if (sk_security_protocol == 1 || sk_security_protocol == 3)
 	{
@@ -166,7 +192,10 @@ producer_conf_pairs(ConfPair *pairs)
 		if (sk_ssl_key_location[0])
 			CONF("ssl.key.location", "%s", sk_ssl_key_location);
 		if (sk_ssl_key_password[0])
-			CONF("ssl.key.password", "%s", sk_ssl_key_password);
+		{
+			pairs[n].name = "ssl.key.password";
+			secret_value(sk_ssl_key_password, pairs[n++].value, sizeof(pairs[0].value));
+		}
 		CONF("ssl.endpoint.identification.algorithm", "%s", sk_ssl_verify_hostname ? "https" : "none");
 	}
 #undef CONF

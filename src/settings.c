@@ -623,7 +623,7 @@ settings_define(void)
 
 	DefineCustomStringVariable("streamkafka.sasl_password",
 							   "SASL password (shown as ********).",
-							   NULL,
+							   "\"file:PATH\" reads it from the first line of a file, so that it never appears in the log.",
 							   &sk_sasl_password, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   NULL, NULL, show_sasl_password);
@@ -648,7 +648,7 @@ settings_define(void)
 
 	DefineCustomStringVariable("streamkafka.ssl_key_password",
 							   "Password of the client private key (shown as ********).",
-							   NULL,
+							   "\"file:PATH\" reads it from the first line of a file, so that it never appears in the log.",
 							   &sk_ssl_key_password, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   NULL, NULL, show_ssl_key_password);

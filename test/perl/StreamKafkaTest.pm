@@ -49,6 +49,7 @@ sub kafka_bootstrap
 	return $ENV{STREAMKAFKA_TEST_BROKERS} if $ENV{STREAMKAFKA_TEST_BROKERS};
 	$own_kafka_dir = tempdir('streamkafka-kafka-XXXX', TMPDIR => 1, CLEANUP => 1);
 	$ENV{STREAMKAFKA_TEST_KAFKA_DIR} = $own_kafka_dir;
+	local $ENV{KAFKA_SASL_SSL} = 1;
 	$ENV{STREAMKAFKA_TEST_BROKERS} = kafka_ctl('up', $own_kafka_dir, 1);
 	return $ENV{STREAMKAFKA_TEST_BROKERS};
 }

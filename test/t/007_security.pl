@@ -1,0 +1,95 @@
+# SASL_SSL against a real broker: a listener with TLS (certificate from a CA
+# made with openssl by the harness) and SASL PLAIN.  The right credentials
+# deliver; a wrong password or an untrusted CA fail visibly (health, counted
+# failures, no crash); the password never appears in SHOW, pg_settings,
+# kafka_health(), kafka_stats or the server log.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Utils;
+use Test::More;
+use StreamKafkaTest;
+
+my $bootstrap = kafka_bootstrap();
+my $tls = "$ENV{STREAMKAFKA_TEST_KAFKA_DIR}/tls";
+my ($port) = $bootstrap =~ /:(\d+)/;
+my $sasl_bootstrap = '127.0.0.1:' . ($port + 100);
+my $password = slurp_file("$tls/password");
+chomp $password;
+my $topic = unique_topic('secure');
+
+# secrets are given as files, so that only their paths reach the log
+# (PostgreSQL logs "parameter ... changed to ..." on every reload)
+my $secrets = PostgreSQL::Test::Utils::tempdir();
+append_to_file("$secrets/right", "$password\n");
+append_to_file("$secrets/wrong", "not-the-password\n");
+my $node = start_pg_node('secure', $sasl_bootstrap, qq{
+streamkafka.security_protocol = 'sasl_ssl'
+streamkafka.sasl_mechanism = 'PLAIN'
+streamkafka.sasl_username = 'alice'
+streamkafka.sasl_password = 'file:$secrets/right'
+streamkafka.ssl_ca_location = '$tls/ca.pem'
+streamkafka.message_timeout_ms = 4000
+});
+
+# --- the right credentials deliver ------------------------------------------------
+$node->safe_psql('postgres',
+	"SELECT count(kafka_publish('$topic', 'secret-' || i, key => i::text)) FROM generate_series(1, 500) i");
+is($node->safe_psql('postgres', 'SELECT kafka_flush(60000)'), 't', 'events over SASL_SSL are acknowledged');
+my $messages = consume_topic($bootstrap, $topic);
+is(scalar @$messages, 500, 'the consumer read all 500 events sent over SASL_SSL with PLAIN');
+is(stats_row($node)->{failed}, 0, 'none failed');
+
+# --- the password is never shown --------------------------------------------------
+is($node->safe_psql('postgres', 'SHOW streamkafka.sasl_password'), '********', 'SHOW masks the password');
+my $everywhere = $node->safe_psql('postgres', q{
+SELECT string_agg(coalesce(setting, '') || reset_val || coalesce(boot_val, ''), ' ') FROM pg_settings
+UNION ALL SELECT kafka_health()::text
+UNION ALL SELECT row_to_json(s)::text FROM kafka_stats s});
+unlike($everywhere, qr/\Q$password\E/, 'pg_settings, kafka_health() and kafka_stats do not contain the password');
+$node->safe_psql('postgres', 'CREATE ROLE watcher IN ROLE pg_monitor');
+my ($ret, $shown) = $node->psql('postgres',
+	"SET ROLE watcher; SELECT current_setting('streamkafka.sasl_password')");
+is($shown, '********', 'a pg_monitor member sees only ********');
+
+# --- a wrong password fails visibly, counted, without a crash ---------------------
+my $log_at = length(slurp_file($node->logfile));
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET streamkafka.sasl_password = 'file:$secrets/wrong'; SELECT pg_reload_conf();");
+$node->poll_query_until('postgres',
+	"SELECT kafka_health()->>'last_error' ~ 'Authentication' AND kafka_health()->>'status' = 'unhealthy'")
+  or die 'the authentication failure did not show in kafka_health()';
+pass('kafka_health() reports the authentication failure and turns unhealthy');
+my $bad_topic = unique_topic('secure-bad');
+$node->safe_psql('postgres',
+	"SELECT count(kafka_publish('$bad_topic', 'x' || i)) FROM generate_series(1, 50) i");
+$node->poll_query_until('postgres', "SELECT failed >= 50 FROM kafka_stats")
+  or die 'the events never failed';
+my $stats = stats_row($node);
+is($stats->{failed}, 50, 'the 50 events that could not be authenticated are counted as failed');
+is($stats->{queued}, $stats->{delivered} + $stats->{failed} + $stats->{dropped} + $stats->{queue_events},
+	'queued = delivered + failed + dropped + queue_events');
+like($node->safe_psql('postgres', "SELECT kafka_health()->>'worker_running'"), qr/true/,
+	'the worker is still running');
+
+# --- an untrusted CA: the TLS handshake is refused --------------------------------
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET streamkafka.sasl_password = 'file:$secrets/right'; "
+	  . "ALTER SYSTEM SET streamkafka.ssl_ca_location = '$tls/other-ca.pem'; SELECT pg_reload_conf();");
+$node->poll_query_until('postgres', "SELECT kafka_health()->>'last_error' ~ '(SSL|certificate)'")
+  or die 'the certificate failure did not show';
+pass('a broker certificate from an untrusted CA is refused');
+
+# back to the right settings: delivery resumes
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET streamkafka.ssl_ca_location = '$tls/ca.pem'; SELECT pg_reload_conf();");
+my $after = unique_topic('secure-after');
+$node->safe_psql('postgres', "SELECT kafka_publish('$after', 'back')");
+is($node->safe_psql('postgres', 'SELECT kafka_flush(60000)'), 't', 'with the right settings again, delivery resumes');
+
+my $log = substr(slurp_file($node->logfile), 0);
+unlike($log, qr/\Q$password\E/, 'the password never appears in the server log');
+unlike($log, qr/not-the-password/, 'nor does the wrong one');
+
+$node->stop;
+done_testing();
