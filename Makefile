@@ -14,6 +14,7 @@ OBJS = \
 	src/trigger.o \
 	src/rowjson.o \
 	src/spill.o \
+	src/parse.o \
 	src/metrics.o \
 	src/rdstats.o \
 	src/producer.o \
@@ -48,3 +49,8 @@ valgrind-check:
 # PGXS here does not track header dependencies: rebuild every object when any
 # header changes (shared-memory layouts live in headers)
 $(OBJS): $(wildcard $(srcdir)/src/*.h)
+
+# fuzz the input parsers (src/parse.c) with libFuzzer for FUZZ_SECONDS (60)
+.PHONY: fuzz
+fuzz:
+	fuzz/run

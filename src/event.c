@@ -4,41 +4,16 @@
  *		the byte layout an event has in the queue.
  *
  * The checks run in the calling backend before anything is reserved, so bad
- * input leaves nothing behind.  event_topic_problem() is a pure function so
- * that it can be fuzzed outside PostgreSQL.
+ * input leaves nothing behind.  The topic rules are in parse.c (fuzzed).
  */
 #include "postgres.h"
 
 #include "event.h"
+#include "parse.h"
 #include "ring.h"
 
 #define EVENT_TOPIC_HINT \
 	"Kafka topic names use ASCII letters, digits, \".\", \"_\" and \"-\", up to 249 characters."
-
-/*
- * event_topic_problem - NULL if topic is a legal Kafka topic name, else why not
- * (rules of Kafka's org.apache.kafka.common.internals.Topic.validate)
- */
-const char *
-event_topic_problem(const char *topic, int len)
-{
-	if (len == 0)
-		return "A topic name cannot be empty.";
-	if (len > SK_TOPIC_MAX_LEN)
-		return "A topic name cannot be longer than 249 characters.";
-	if ((len == 1 && topic[0] == '.') ||
-		(len == 2 && topic[0] == '.' && topic[1] == '.'))
-		return "\".\" and \"..\" are not allowed as topic names.";
-	for (int i = 0; i < len; i++)
-	{
-		char		c = topic[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-			return "The name contains a character Kafka does not allow.";
-	}
-	return NULL;
-}
 
 /*
  * event_check_topic - ERROR unless topic is a legal Kafka topic name
@@ -46,7 +21,7 @@ event_topic_problem(const char *topic, int len)
 void
 event_check_topic(const char *topic, int len)
 {
-	const char *problem = event_topic_problem(topic, len);
+	const char *problem = parse_topic_problem(topic, len);
 
 	if (problem != NULL)
 		ereport(ERROR,

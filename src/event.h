@@ -74,7 +74,6 @@ typedef struct SkEventView
 	const char *headers;
 } SkEventView;
 
-extern const char *event_topic_problem(const char *topic, int len);
 extern void event_check_topic(const char *topic, int len);
 extern void event_pack_headers(Jsonb *headers, StringInfo out, uint16 *count);
 extern uint64 event_packed_size(const SkEvent *event);

@@ -32,6 +32,7 @@
 #include "utils/timestamp.h"
 
 #include "metrics.h"
+#include "parse.h"
 #include "producer.h"
 #include "rdstats.h"
 #include "sender.h"
@@ -231,7 +232,7 @@ producer_all_pairs(ConfPair *pairs, int *first_option)
 
 	list.n = producer_conf_pairs(pairs);
 	*first_option = list.n;
-	(void) settings_parse_rdkafka_options(sk_rdkafka_options, add_option_pair, &list,
+	(void) parse_rdkafka_options(sk_rdkafka_options, add_option_pair, &list,
 										  error, sizeof(error));
 	return list.n;
 }
@@ -272,7 +273,7 @@ producer_conf(char *errstr, size_t errlen)
 		if (rd_kafka_conf_set(conf, pairs[i].name, pairs[i].value,
 							  reason, sizeof(reason)) != RD_KAFKA_CONF_OK)
 		{
-			if (settings_is_secret_property(pairs[i].name))
+			if (parse_is_secret_property(pairs[i].name))
 				snprintf(errstr, errlen, "%s: the value was refused", pairs[i].name);
 			else
 				snprintf(errstr, errlen, "%s=%s: %s", pairs[i].name, pairs[i].value, reason);

@@ -22,6 +22,7 @@
 
 #include "compat.h"
 #include "event.h"
+#include "parse.h"
 #include "settings.h"
 
 char	   *sk_brokers = NULL;
@@ -70,25 +71,6 @@ static const struct config_enum_entry sasl_mechanism_options[] = {
 	{"SCRAM-SHA-256", 1, false},
 	{"SCRAM-SHA-512", 2, false},
 	{NULL, 0, false}
-};
-
-/*
- * librdkafka properties that streamkafka.* settings own, or that the worker
- * relies on; rdkafka_options may not set them.
- */
-static const char *const reserved_properties[] = {
-	"bootstrap.servers", "metadata.broker.list", "client.id", "acks",
-	"request.required.acks", "enable.idempotence", "compression.codec",
-	"compression.type", "linger.ms", "queue.buffering.max.ms",
-	"message.timeout.ms", "delivery.timeout.ms", "batch.size",
-	"batch.num.messages", "message.max.bytes", "request.timeout.ms",
-	"retries", "message.send.max.retries", "retry.backoff.ms",
-	"queue.buffering.max.messages", "queue.buffering.max.kbytes",
-	"statistics.interval.ms", "log.queue", "transactional.id",
-	"test.mock.num.brokers", "security.protocol", "sasl.mechanisms",
-	"sasl.mechanism", "sasl.username", "sasl.password", "ssl.ca.location",
-	"ssl.certificate.location", "ssl.key.location", "ssl.key.password",
-	"ssl.endpoint.identification.algorithm", NULL
 };
 
 static const struct config_enum_entry overflow_options[] = {
@@ -147,17 +129,6 @@ settings_sasl_mechanism_name(int mechanism)
 	return sasl_mechanism_options[mechanism].name;
 }
 
-/*
- * settings_is_secret_property - must a librdkafka property's value never be
- * shown (in errors, logs, views)?
- */
-bool
-settings_is_secret_property(const char *name)
-{
-	return strstr(name, "password") != NULL || strstr(name, "secret") != NULL ||
-		strstr(name, "key.pem") != NULL || strstr(name, "oauthbearer.config") != NULL;
-}
-
 /* secrets are shown as this, to every role, in SHOW and pg_settings */
 static const char *
 show_secret(const char *value)
@@ -184,7 +155,7 @@ append_shown_option(const char *name, const char *value, void *arg)
 	StringInfo	buf = arg;
 
 	appendStringInfo(buf, "%s%s=%s", buf->len > 0 ? "; " : "", name,
-					 settings_is_secret_property(name) ? "********" : value);
+					 parse_is_secret_property(name) ? "********" : value);
 }
 
 static const char *
@@ -195,60 +166,20 @@ show_rdkafka_options(void)
 	char		error[256];
 
 	initStringInfo(&buf);
-	(void) settings_parse_rdkafka_options(sk_rdkafka_options, append_shown_option, &buf,
+	(void) parse_rdkafka_options(sk_rdkafka_options, append_shown_option, &buf,
 										  error, sizeof(error));
 	strlcpy(shown, buf.data, sizeof(shown));
 	pfree(buf.data);
 	return shown;
 }
 
-/* does a topic match one glob pattern (* any run, ? one character)? */
-static bool
-glob_match(const char *pattern, int plen, const char *topic, int tlen)
-{
-	if (plen == 0)
-		return tlen == 0;
-	if (*pattern == '*')
-	{
-		for (int skip = 0; skip <= tlen; skip++)
-			if (glob_match(pattern + 1, plen - 1, topic + skip, tlen - skip))
-				return true;
-		return false;
-	}
-	if (tlen == 0 || (*pattern != '?' && *pattern != *topic))
-		return false;
-	return glob_match(pattern + 1, plen - 1, topic + 1, tlen - 1);
-}
-
 /*
- * settings_topic_allowed - may events go to this topic?  (empty
- * streamkafka.allowed_topics: any topic)
+ * settings_topic_allowed - may events go to this topic?
  */
 bool
 settings_topic_allowed(const char *topic, int len)
 {
-	const char *p = sk_allowed_topics;
-
-	if (p == NULL || *p == '\0')
-		return true;
-	while (*p)
-	{
-		const char *end;
-		const char *last;
-
-		while (*p == ' ' || *p == ',')
-			p++;
-		end = p;
-		while (*end && *end != ',')
-			end++;
-		last = end;
-		while (last > p && last[-1] == ' ')
-			last--;
-		if (last > p && glob_match(p, last - p, topic, len))
-			return true;
-		p = end;
-	}
-	return false;
+	return parse_topic_allowed(sk_allowed_topics, topic, len);
 }
 
 static bool
@@ -283,69 +214,6 @@ settings_overflow_name(int policy)
 	return overflow_options[policy].name;
 }
 
-/*
- * settings_parse_rdkafka_options - split "name=value; name=value" and call
- * callback for each pair.  False, with error filled, on a malformed entry or
- * a reserved property.  Plain C: usable in a check hook and in the worker.
- */
-bool
-settings_parse_rdkafka_options(const char *options, SkOptionCallback callback,
-							   void *arg, char *error, size_t errlen)
-{
-	char	   *copy = strdup(options ? options : "");
-	char	   *saveptr = NULL;
-	bool		ok = true;
-
-	if (copy == NULL)
-	{
-		snprintf(error, errlen, "out of memory");
-		return false;
-	}
-	for (char *entry = strtok_r(copy, ";", &saveptr); entry != NULL && ok;
-		 entry = strtok_r(NULL, ";", &saveptr))
-	{
-		char	   *eq;
-		char	   *name;
-		char	   *value;
-
-		while (isspace((unsigned char) *entry))
-			entry++;
-		if (*entry == '\0')
-			continue;
-		eq = strchr(entry, '=');
-		if (eq == NULL)
-		{
-			snprintf(error, errlen, "\"%s\" is not of the form name=value.", entry);
-			ok = false;
-			break;
-		}
-		*eq = '\0';
-		name = entry;
-		value = eq + 1;
-		for (char *end = eq - 1; end >= name && isspace((unsigned char) *end); end--)
-			*end = '\0';
-		while (isspace((unsigned char) *value))
-			value++;
-		for (char *end = value + strlen(value) - 1; end >= value && isspace((unsigned char) *end); end--)
-			*end = '\0';
-		for (int i = 0; reserved_properties[i] != NULL; i++)
-		{
-			if (strcmp(name, reserved_properties[i]) == 0)
-			{
-				snprintf(error, errlen,
-						 "\"%s\" is set by streamkafka itself; use the matching streamkafka.* setting.",
-						 name);
-				ok = false;
-				break;
-			}
-		}
-		if (ok)
-			callback(name, value, arg);
-	}
-	free(copy);
-	return ok;
-}
-
 /* a property librdkafka accepts?  checked on a throw-away configuration */
 typedef struct OptionCheck
 {
@@ -364,7 +232,7 @@ check_one_option(const char *name, const char *value, void *arg)
 		return;
 	if (rd_kafka_conf_set(check->conf, name, value, reason, sizeof(reason)) != RD_KAFKA_CONF_OK)
 	{
-		if (settings_is_secret_property(name))
+		if (parse_is_secret_property(name))
 			snprintf(check->error, sizeof(check->error), "%s: the value was refused", name);
 		else
 			snprintf(check->error, sizeof(check->error), "%s=%s: %s", name, value, reason);
@@ -380,7 +248,7 @@ check_rdkafka_options(char **newval, void **extra pg_attribute_unused(),
 
 	check.conf = rd_kafka_conf_new();
 	check.ok = true;
-	if (!settings_parse_rdkafka_options(*newval, check_one_option, &check,
+	if (!parse_rdkafka_options(*newval, check_one_option, &check,
 										check.error, sizeof(check.error)))
 		check.ok = false;
 	rd_kafka_conf_destroy(check.conf);
@@ -401,7 +269,7 @@ check_topic_prefix(char **newval, void **extra pg_attribute_unused(),
 
 	if (len == 0)
 		return true;
-	problem = event_topic_problem(*newval, len);
+	problem = parse_topic_problem(*newval, len);
 	if (problem == NULL && len >= SK_TOPIC_MAX_LEN)
 		problem = "The prefix leaves no room for a topic name.";
 	if (problem != NULL)

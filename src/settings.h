@@ -73,10 +73,6 @@ extern const char *settings_overflow_name(int policy);
 extern const char *settings_security_protocol_name(int protocol);
 extern const char *settings_sasl_mechanism_name(int mechanism);
 extern bool settings_topic_allowed(const char *topic, int len);
-extern bool settings_is_secret_property(const char *name);
 
-typedef void (*SkOptionCallback) (const char *name, const char *value, void *arg);
-extern bool settings_parse_rdkafka_options(const char *options, SkOptionCallback callback,
-										   void *arg, char *error, size_t errlen);
 
 #endif							/* STREAMKAFKA_SETTINGS_H */
