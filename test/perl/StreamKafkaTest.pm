@@ -19,7 +19,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 use Exporter 'import';
-our @EXPORT = qw(kafka_bootstrap kafka_ctl kafka_ctl_input unique_topic create_topic
+our @EXPORT = qw(kafka_bootstrap kafka3_sasl_broker kafka_ctl kafka_ctl_input unique_topic create_topic
   start_pg_node consume_topic wait_for_finished stats_row);
 
 my $test_dir = dirname(abs_path(__FILE__)) . '/..';
@@ -54,9 +54,29 @@ sub kafka_bootstrap
 	return $ENV{STREAMKAFKA_TEST_BROKERS};
 }
 
+my $kafka3_dir;
+
+# kafka3_sasl_broker() - start a Kafka 3.9.1 broker with a SASL_SSL listener
+# for this test (SCRAM with librdkafka before 2.6.1 needs a 3.x broker);
+# returns (plaintext bootstrap, SASL_SSL bootstrap, its TLS directory)
+sub kafka3_sasl_broker
+{
+	$kafka3_dir = tempdir('streamkafka-kafka3-XXXX', TMPDIR => 1, CLEANUP => 1);
+	local $ENV{KAFKA_LIBS} = "$test_dir/kafka/target/kafka3-libs";
+	local $ENV{KAFKA_SASL_SSL} = 1;
+	local $ENV{KAFKA_BASE_PORT} = 19300;
+	my $plain = kafka_ctl('up', $kafka3_dir, 1);
+	return ($plain, '127.0.0.1:19400', "$kafka3_dir/tls");
+}
+
 END
 {
 	system($kafka_ctl, 'down', $own_kafka_dir) if $own_kafka_dir;
+	if ($kafka3_dir)
+	{
+		local $ENV{KAFKA_LIBS} = "$test_dir/kafka/target/kafka3-libs";
+		system($kafka_ctl, 'down', $kafka3_dir);
+	}
 }
 
 # unique_topic(PREFIX) - a topic name no earlier run used

@@ -1,8 +1,11 @@
-# SASL_SSL against a real broker: a listener with TLS (certificate from a CA
-# made with openssl by the harness) and SASL PLAIN.  The right credentials
-# deliver; a wrong password or an untrusted CA fail visibly (health, counted
-# failures, no crash); the password never appears in SHOW, pg_settings,
-# kafka_health(), kafka_stats or the server log.
+# SASL_SSL against real brokers: a listener with TLS (certificate from a CA
+# made with openssl by the harness) and SASL PLAIN on the run's Kafka 4.1.1
+# broker, and SCRAM-SHA-256 and SCRAM-SHA-512 on a Kafka 3.9.1 broker started
+# here (credentials made by Kafka's StorageTool; librdkafka before 2.6.1
+# cannot do SCRAM with 4.x brokers).  The right credentials deliver; a wrong
+# password or an untrusted CA fail visibly (health, counted failures, no
+# crash); the password never appears in SHOW, pg_settings, kafka_health(),
+# kafka_stats or the server log.
 use strict;
 use warnings;
 
@@ -87,9 +90,36 @@ my $after = unique_topic('secure-after');
 $node->safe_psql('postgres', "SELECT kafka_publish('$after', 'back')");
 is($node->safe_psql('postgres', 'SELECT kafka_flush(60000)'), 't', 'with the right settings again, delivery resumes');
 
+# --- SCRAM-SHA-256 and SCRAM-SHA-512 (Kafka 3.9.1) --------------------------------
+my ($plain3, $sasl3, $tls3) = kafka3_sasl_broker();
+my $password3 = slurp_file("$tls3/password");
+chomp $password3;
+append_to_file("$secrets/scram", "$password3\n");
+for my $mechanism ('SCRAM-SHA-256', 'SCRAM-SHA-512')
+{
+	my $log_before = slurp_file($node->logfile);
+	my $rebuilds = () = $log_before =~ /producer settings changed/g;
+	$node->safe_psql('postgres', qq{
+ALTER SYSTEM SET streamkafka.brokers = '$sasl3';
+ALTER SYSTEM SET streamkafka.sasl_mechanism = '$mechanism';
+ALTER SYSTEM SET streamkafka.sasl_password = 'file:$secrets/scram';
+ALTER SYSTEM SET streamkafka.ssl_ca_location = '$tls3/ca.pem';
+SELECT pg_reload_conf();});
+	my $deadline = time() + 60;
+	sleep 0.2 while time() < $deadline
+	  && (() = slurp_file($node->logfile) =~ /producer settings changed/g) <= $rebuilds;
+	my $scram_topic = unique_topic(lc $mechanism);
+	$node->safe_psql('postgres',
+		"SELECT count(kafka_publish('$scram_topic', 'scram-' || i)) FROM generate_series(1, 200) i");
+	is($node->safe_psql('postgres', 'SELECT kafka_flush(60000)'), 't', "$mechanism: events acknowledged");
+	is(scalar @{ consume_topic($plain3, $scram_topic) }, 200, "$mechanism: the consumer read all 200 events");
+}
+is(stats_row($node)->{failed}, 50, 'no event failed over SCRAM (the 50 failures are the wrong-password ones)');
+
 my $log = substr(slurp_file($node->logfile), 0);
 unlike($log, qr/\Q$password\E/, 'the password never appears in the server log');
 unlike($log, qr/not-the-password/, 'nor does the wrong one');
+unlike($log, qr/\Q$password3\E/, 'nor the SCRAM password');
 
 $node->stop;
 done_testing();
