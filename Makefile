@@ -54,3 +54,8 @@ $(OBJS): $(wildcard $(srcdir)/src/*.h)
 .PHONY: fuzz
 fuzz:
 	fuzz/run
+
+# the TAP tests 001, 002, 005, 006 with every PostgreSQL process under valgrind
+.PHONY: valgrind-tap
+valgrind-tap:
+	test/valgrind/tap

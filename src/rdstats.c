@@ -41,7 +41,11 @@ json_int_field(JsonbContainer *object, const char *key, int64 fallback)
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
 }
 
-/* one broker entry's state: 1 up, 0 never needed (INIT), -1 down or reconnecting */
+/*
+ * one broker entry's state: 1 up; -1 down (not up, and a connection was
+ * tried: between reconnect attempts librdkafka may show any state); 0 never
+ * tried (librdkafka connects sparsely, only to brokers it needs)
+ */
 static int
 broker_state(JsonbContainer *broker)
 {
@@ -51,9 +55,7 @@ broker_state(JsonbContainer *broker)
 	if (state && ((len == 2 && memcmp(state, "UP", 2) == 0) ||
 				  (len == 6 && memcmp(state, "UPDATE", 6) == 0)))
 		return 1;
-	if (state && len == 4 && memcmp(state, "INIT", 4) == 0)
-		return 0;
-	return -1;
+	return json_int_field(broker, "connects", 0) > 0 ? -1 : 0;
 }
 
 /* counts of brokers by state */
@@ -76,8 +78,7 @@ broker_count(BrokerCounts *counts, int state)
  * rdstats_process - count the cluster's brokers by state.  Brokers learned
  * from metadata count; the configured bootstrap entries count only while no
  * broker was ever learned (then they are all there is: e.g. every bootstrap
- * address refuses connections).  librdkafka connects sparsely, so INIT means
- * "not needed yet", not down.
+ * address refuses connections).
  */
 void
 rdstats_process(const char *json)
