@@ -55,7 +55,7 @@ $(OBJS): $(wildcard $(srcdir)/src/*.h)
 fuzz:
 	fuzz/run
 
-# the TAP tests 001, 002, 005, 006 with every PostgreSQL process under valgrind
+# the TAP suite with every PostgreSQL process under valgrind (minutes)
 .PHONY: valgrind-tap
 valgrind-tap:
 	test/valgrind/tap
