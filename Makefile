@@ -19,6 +19,9 @@ OBJS = \
 	src/rdstats.o \
 	src/producer.o \
 	src/sender.o \
+	src/breaker.o \
+	src/deadletter.o \
+	src/mockfault.o \
 	src/worker.o
 DATA = $(wildcard streamkafka--*.sql)
 PGFILEDESC = "streamkafka - publish to Apache Kafka from SQL"
@@ -30,7 +33,7 @@ PG_CFLAGS = -Wextra
 SHLIB_LINK = -lrdkafka -lpthread
 
 # pg_regress: a temporary instance with the preload and the mock cluster
-REGRESS = setup publish transactions errors settings triggers stats
+REGRESS = setup publish transactions errors settings triggers stats upgrade
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check_regress
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -161,7 +161,8 @@ event_pack_to(EventSink *sink, const SkEvent *event, int64 event_id,
 	SkEventHeader header;
 
 	header.length = (uint32) event_packed_size(event);
-	header.flags = 0;
+	header.flags = ((uint32) event->attempts << SK_EVENT_ATTEMPTS_SHIFT) |
+		(event->retry_id != 0 ? SK_EVENT_RETRY : 0);
 	header.event_id = event_id;
 	header.block_delta = block_delta;
 	header.partition = event->partition;

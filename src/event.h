@@ -11,11 +11,19 @@
 
 #define SK_TOPIC_MAX_LEN	249
 
-/* event flags, written by the worker only */
+/*
+ * Event flags.  The low byte is written by the worker only; the rest is set
+ * by the session that queued the event.
+ */
 #define SK_EVENT_DELIVERED	0x1
-#define SK_EVENT_FAILED		0x2
+#define SK_EVENT_REFUSED	0x2		/* Kafka refused it: awaits the dead-letter table */
 #define SK_EVENT_DROPPED	0x4		/* discarded by overflow = drop_oldest */
-#define SK_EVENT_FINISHED	(SK_EVENT_DELIVERED | SK_EVENT_FAILED | SK_EVENT_DROPPED)
+#define SK_EVENT_DEAD_LETTERED 0x8	/* written to the dead-letter table */
+#define SK_EVENT_FINISHED	(SK_EVENT_DELIVERED | SK_EVENT_DROPPED | SK_EVENT_DEAD_LETTERED)
+#define SK_EVENT_SETTLED	(SK_EVENT_FINISHED | SK_EVENT_REFUSED)	/* never sent again */
+#define SK_EVENT_WORKER_FLAGS	0xff
+#define SK_EVENT_RETRY		0x100	/* a dead letter queued again */
+#define SK_EVENT_ATTEMPTS_SHIFT 16	/* high 16 bits: failed attempts before */
 
 /*
  * SkEventHeader - what starts every event in a block, followed by the topic
@@ -36,7 +44,8 @@ typedef struct SkEventHeader
 	uint32		headers_len;	/* bytes of packed headers */
 	uint16		topic_len;		/* without the NUL */
 	uint16		nheaders;
-	uint32		sent_generation;	/* producer holding it, 0: none (worker only) */
+	uint32		sent_generation;	/* producer holding it, 0: none; once
+									 * REFUSED: the error code (worker only) */
 } SkEventHeader;
 
 /*
@@ -62,6 +71,8 @@ typedef struct SkEvent
 	uint32		headers_len;
 	uint16		nheaders;
 	int32		partition;		/* -1: the partitioner chooses */
+	int64		retry_id;		/* a dead letter queued again: its id; else 0 */
+	uint16		attempts;		/* failed attempts before this one */
 } SkEvent;
 
 /* a packed event seen by the worker; pointers into the event */

@@ -3,10 +3,13 @@
  *		Delivery counters and the worker's status in shared memory, and the
  *		SQL functions behind the kafka_stats view and kafka_health().
  *
- * Counters are atomics: backends add to queued, rejected and dropped
- * (drop_newest), the worker to delivered, failed and dropped (drop_oldest).
- * queued = delivered + failed + dropped + queue_events at every moment.  The text and timestamp fields sit under one
- * spinlock, held only to copy them.  Readers take no lock for the counters;
+ * Counters are atomics: backends add to queued, rejected, retried and
+ * dropped (drop_newest), the worker to delivered, failed (refused by Kafka),
+ * dead_lettered and dropped (drop_oldest).
+ * queued = delivered + dropped + dead_lettered + queue_events at every
+ * moment; a refused event is in the queue until its dead letter is written.
+ * The text and timestamp fields sit under one spinlock, held only to copy
+ * them.  Readers take no lock for the counters;
  * they read the finished counts before queued, so queue_events (queued
  * minus the finished ones) is never negative.
  */
@@ -39,11 +42,13 @@ typedef struct SkMetrics
 	pg_atomic_uint64 queued;	/* accepted into the queue */
 	pg_atomic_uint64 rejected;	/* refused: queue full, statement failed */
 	pg_atomic_uint64 dropped;	/* discarded by the overflow policy */
+	pg_atomic_uint64 retried;	/* dead letters queued again */
 	char		backend_pad[PG_CACHE_LINE_SIZE];
 
 	/* written by the worker */
 	pg_atomic_uint64 delivered; /* acknowledged by Kafka */
-	pg_atomic_uint64 failed;	/* given up on by the producer */
+	pg_atomic_uint64 failed;	/* refused by Kafka (each becomes a dead letter) */
+	pg_atomic_uint64 dead_lettered; /* written to kafka_dead_letters */
 	pg_atomic_uint64 delivered_bytes;
 	char		worker_pad[PG_CACHE_LINE_SIZE];
 
@@ -71,25 +76,38 @@ metrics_shmem_size(void)
 }
 
 /*
- * metrics_shmem_init - attach to (first time: zero) the metrics area.
- * Called with AddinShmemInitLock held.
+ * metrics_shmem_init - attach to the metrics at place, memory that outlives a
+ * crash restart (like the queue).  First time: zero them.  After a crash
+ * restart (recovered): the counters go on, the status of the dead processes
+ * is cleared, and queued is set so that the identity holds for the
+ * queue_events events the queue kept.  Called in the postmaster.
  */
 void
-metrics_shmem_init(void)
+metrics_shmem_init(void *place, bool recovered, uint64 queue_events)
 {
-	bool		found;
-
-	sk_metrics = ShmemInitStruct("streamkafka metrics", metrics_shmem_size(), &found);
-	if (found)
+	sk_metrics = (SkMetrics *) place;
+	SpinLockInit(&sk_metrics->lock);
+	if (recovered)
+	{
+		pg_atomic_write_u64(&sk_metrics->queued,
+							pg_atomic_read_u64(&sk_metrics->delivered) +
+							pg_atomic_read_u64(&sk_metrics->dropped) +
+							pg_atomic_read_u64(&sk_metrics->dead_lettered) + queue_events);
+		sk_metrics->worker_pid = 0;
+		sk_metrics->producer_ready = false;
+		sk_metrics->brokers_total = sk_metrics->brokers_up = sk_metrics->brokers_down = 0;
 		return;
+	}
 	memset(sk_metrics, 0, sizeof(SkMetrics));
+	SpinLockInit(&sk_metrics->lock);
 	pg_atomic_init_u64(&sk_metrics->queued, 0);
 	pg_atomic_init_u64(&sk_metrics->delivered, 0);
 	pg_atomic_init_u64(&sk_metrics->failed, 0);
 	pg_atomic_init_u64(&sk_metrics->rejected, 0);
 	pg_atomic_init_u64(&sk_metrics->dropped, 0);
 	pg_atomic_init_u64(&sk_metrics->delivered_bytes, 0);
-	SpinLockInit(&sk_metrics->lock);
+	pg_atomic_init_u64(&sk_metrics->dead_lettered, 0);
+	pg_atomic_init_u64(&sk_metrics->retried, 0);
 }
 
 void
@@ -108,6 +126,18 @@ void
 metrics_count_dropped(uint64 nevents)
 {
 	pg_atomic_fetch_add_u64(&sk_metrics->dropped, nevents);
+}
+
+void
+metrics_count_retried(uint32 nevents)
+{
+	pg_atomic_fetch_add_u64(&sk_metrics->retried, nevents);
+}
+
+void
+metrics_count_dead_lettered(uint64 nevents)
+{
+	pg_atomic_fetch_add_u64(&sk_metrics->dead_lettered, nevents);
 }
 
 void
@@ -199,6 +229,8 @@ typedef struct MetricsSnapshot
 	uint64		failed;
 	uint64		rejected;
 	uint64		dropped;
+	uint64		dead_lettered;
+	uint64		retried;
 	uint64		delivered_bytes;
 	uint64		queue_bytes;
 	SkMetrics	status;			/* only the lock-protected fields are used */
@@ -213,9 +245,11 @@ metrics_snapshot(MetricsSnapshot *snap)
 	snap->delivered = pg_atomic_read_u64(&sk_metrics->delivered);
 	snap->failed = pg_atomic_read_u64(&sk_metrics->failed);
 	snap->dropped = pg_atomic_read_u64(&sk_metrics->dropped);
+	snap->dead_lettered = pg_atomic_read_u64(&sk_metrics->dead_lettered);
 	pg_read_barrier();
 	snap->queued = pg_atomic_read_u64(&sk_metrics->queued);
 	snap->rejected = pg_atomic_read_u64(&sk_metrics->rejected);
+	snap->retried = pg_atomic_read_u64(&sk_metrics->retried);
 	snap->delivered_bytes = pg_atomic_read_u64(&sk_metrics->delivered_bytes);
 	ring_bounds(&tail, &head);
 	snap->queue_bytes = head - tail;
@@ -249,8 +283,8 @@ streamkafka_stats(PG_FUNCTION_ARGS)
 {
 	MetricsSnapshot snap;
 	TupleDesc	tupdesc;
-	Datum		values[12];
-	bool		nulls[12] = {0};
+	Datum		values[14];
+	bool		nulls[14] = {0};
 	uint64		finished;
 
 	streamkafka_require_preload();
@@ -258,7 +292,7 @@ streamkafka_stats(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 
 	metrics_snapshot(&snap);
-	finished = snap.delivered + snap.failed + snap.dropped;
+	finished = snap.delivered + snap.dropped + snap.dead_lettered;
 
 	values[0] = Int64GetDatum(snap.queued);
 	values[1] = Int64GetDatum(snap.delivered);
@@ -273,6 +307,10 @@ streamkafka_stats(PG_FUNCTION_ARGS)
 	values[10] = CStringGetTextDatum(snap.status.last_error);
 	nulls[10] = snap.status.last_error[0] == '\0';
 	values[11] = timestamp_or_null(snap.status.last_error_at, &nulls[11]);
+	/* 0.1.0's view has no more columns: heap_form_tuple uses what it has */
+	values[12] = Int64GetDatum(snap.dead_lettered);
+	values[13] = Int64GetDatum(snap.retried);
+	Assert(tupdesc->natts <= lengthof(values));
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -9,16 +9,18 @@
 #include "datatype/timestamp.h"
 
 extern Size metrics_shmem_size(void);
-extern void metrics_shmem_init(void);
+extern void metrics_shmem_init(void *place, bool recovered, uint64 queue_events);
 
 /* backends */
 extern void metrics_count_queued(uint32 nevents);
 extern void metrics_count_rejected(uint32 nevents);
 extern void metrics_count_dropped(uint64 nevents);
+extern void metrics_count_retried(uint32 nevents);
 
 /* the worker */
 extern void metrics_count_delivered(uint64 bytes);
 extern void metrics_count_failed(const char *error);
+extern void metrics_count_dead_lettered(uint64 nevents);
 extern void metrics_note_error(const char *error);
 extern void metrics_note_delivery_time(TimestampTz when);
 extern void metrics_worker_started(int pid);

@@ -31,7 +31,9 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "breaker.h"
 #include "metrics.h"
+#include "mockfault.h"
 #include "parse.h"
 #include "producer.h"
 #include "rdstats.h"
@@ -101,6 +103,9 @@ on_error(rd_kafka_t *handle pg_attribute_unused(), int err, const char *reason,
 	metrics_note_error(text);
 	if (err == RD_KAFKA_RESP_ERR__FATAL)
 		fatal_error = true;
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
+		err == RD_KAFKA_RESP_ERR__RESOLVE || err == RD_KAFKA_RESP_ERR__SSL)
+		breaker_failure(text);
 	log_record("librdkafka error %s", text);
 }
 
@@ -370,6 +375,16 @@ producer_start(int wake_fd, int old_flush_timeout_ms)
 		ereport(LOG, (errmsg("streamkafka producer started for brokers %s", bootstrap)));
 	metrics_producer_state(true, settings_mock_mode(), bootstrap);
 	return true;
+}
+
+/*
+ * producer_apply_mock_faults - apply what kafka_mock_fault() asked for
+ */
+void
+producer_apply_mock_faults(void)
+{
+	if (rk != NULL && settings_mock_mode())
+		mockfault_apply(rk);
 }
 
 bool

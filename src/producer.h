@@ -16,6 +16,7 @@ extern bool producer_start(int wake_fd, int old_flush_timeout_ms);
 extern void producer_stop(int flush_timeout_ms);
 extern void producer_purge_queued(void);
 extern bool producer_running(void);
+extern void producer_apply_mock_faults(void);
 extern bool producer_failed(void);
 extern bool producer_settings_changed(void);
 extern void producer_poll(void);

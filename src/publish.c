@@ -57,7 +57,8 @@ publish_topic(SkEvent *event)
 	int			prefix_len = strlen(sk_topic_prefix);
 	int			len = event->topic_len;
 
-	if (prefix_len > 0 && len > 0)
+	/* a dead letter's topic already has the prefix it was published with */
+	if (prefix_len > 0 && len > 0 && event->retry_id == 0)
 	{
 		len = Min(len, SK_TOPIC_MAX_LEN);
 		memcpy(prefixed_topic, sk_topic_prefix, prefix_len);
@@ -98,7 +99,7 @@ publish(SkEvent *event, bool transactional)
 	publish_topic(event);
 	publish_check_size(event);
 	size = event_packed_size(event);
-	event_id = ring_next_event_id();
+	event_id = event->retry_id != 0 ? event->retry_id : ring_next_event_id();
 	if (transactional)
 		pending_add(event, size, event_id);
 	else
@@ -198,4 +199,58 @@ streamkafka_publish_jsonb(PG_FUNCTION_ARGS)
 	value = PG_GETARG_JSONB_P(1);
 	json = JsonbToCString(NULL, &value->root, VARSIZE(value));
 	return publish_event(fcinfo, json, strlen(json));
+}
+
+PG_FUNCTION_INFO_V1(streamkafka_requeue_dead_letter);
+
+/*
+ * streamkafka_requeue_dead_letter - queue a dead letter again, with its id,
+ * when the transaction commits: (id, topic, key, value, headers, partition,
+ * attempts).  The topic is used as stored (the prefix is already in it) but
+ * must still be allowed.
+ */
+Datum
+streamkafka_requeue_dead_letter(PG_FUNCTION_ARGS)
+{
+	SkEvent		event = {0};
+	text	   *topic;
+
+	streamkafka_require_preload();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(6))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a dead letter's id, topic and attempts must not be null")));
+	event.retry_id = PG_GETARG_INT64(0);
+	topic = PG_GETARG_TEXT_PP(1);
+	event.topic = VARDATA_ANY(topic);
+	event.topic_len = VARSIZE_ANY_EXHDR(topic);
+	event.key_len = -1;
+	if (!PG_ARGISNULL(2))
+	{
+		bytea	   *key = PG_GETARG_BYTEA_PP(2);
+
+		event.key = VARDATA_ANY(key);
+		event.key_len = VARSIZE_ANY_EXHDR(key);
+	}
+	event.value_len = -1;
+	if (!PG_ARGISNULL(3))
+	{
+		bytea	   *value = PG_GETARG_BYTEA_PP(3);
+
+		event.value = VARDATA_ANY(value);
+		event.value_len = VARSIZE_ANY_EXHDR(value);
+	}
+	if (!PG_ARGISNULL(4))
+	{
+		StringInfoData headers;
+
+		initStringInfo(&headers);
+		event_pack_headers(PG_GETARG_JSONB_P(4), &headers, &event.nheaders);
+		event.headers = headers.data;
+		event.headers_len = headers.len;
+	}
+	event.partition = PG_ARGISNULL(5) ? -1 : Max(PG_GETARG_INT32(5), -1);
+	event.attempts = (uint16) Min(Max(PG_GETARG_INT32(6), 0), PG_UINT16_MAX);
+	(void) publish(&event, true);
+	PG_RETURN_VOID();
 }

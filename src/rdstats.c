@@ -2,7 +2,7 @@
  * rdstats.c
  *		Reads the statistics JSON librdkafka emits every
  *		statistics.interval.ms and records the brokers' connection states for
- *		kafka_health().  Runs in the worker, after rd_kafka_poll() returned,
+ *		kafka_health() and the circuit breaker.  Runs in the worker, after rd_kafka_poll() returned,
  *		never inside a librdkafka callback (it may raise an ERROR, which the
  *		caller catches).
  */
@@ -13,6 +13,7 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
+#include "breaker.h"
 #include "metrics.h"
 #include "rdstats.h"
 
@@ -110,8 +111,8 @@ rdstats_process(const char *json)
 		else if (source && len == 10 && memcmp(source, "configured", 10) == 0)
 			broker_count(&configured, broker_state(v.val.binary.data));
 	}
-	if (learned.total > 0)
-		metrics_set_brokers(learned.total, learned.up, learned.down);
-	else
-		metrics_set_brokers(configured.total, configured.up, configured.down);
+	if (learned.total == 0)
+		learned = configured;
+	metrics_set_brokers(learned.total, learned.up, learned.down);
+	breaker_brokers_seen(learned.up, learned.down);
 }

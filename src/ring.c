@@ -46,6 +46,7 @@
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
+#include "event.h"
 #include "ring.h"
 #include "settings.h"
 
@@ -67,18 +68,34 @@ ring_shmem_size(void)
 	return add_size(offsetof(SkRing, data), (Size) ring_data_size());
 }
 
-/*
- * ring_shmem_init - attach to (and, first time, initialise) the ring.
- * Called with AddinShmemInitLock held.
- */
-void
-ring_shmem_init(void)
+/* the fields that refer to processes: reset whenever shared memory is made */
+static void
+ring_reset_process_state(void)
 {
-	bool		found;
+	SpinLockInit(&sk_ring->lock);
+	sk_ring->consumer_latch = NULL;
+	pg_atomic_init_u32(&sk_ring->consumer_sleeping, 0);
+	pg_atomic_init_u64(&sk_ring->evict_request, 0);
+	ConditionVariableInit(&sk_ring->space_cv);
+}
 
-	sk_ring = ShmemInitStruct("streamkafka ring", ring_shmem_size(), &found);
-	if (found)
-		return;
+/*
+ * ring_shmem_init - attach to the ring at place, which is memory that
+ * outlives a crash restart (see streamkafka.c).  The first time, initialise
+ * it and return false; after a crash restart, keep the queued events, reset
+ * what referred to the dead processes and return true (the postmaster then
+ * calls ring_recover()).  Called in the postmaster with no other process
+ * attached.
+ */
+bool
+ring_shmem_init(void *place)
+{
+	sk_ring = (SkRing *) place;
+	if (sk_ring->magic == SK_RING_MAGIC)
+	{
+		ring_reset_process_state();
+		return true;
+	}
 
 	/*
 	 * Touch every page now, in the postmaster: a backend's first copy into a
@@ -86,14 +103,10 @@ ring_shmem_init(void)
 	 */
 	memset(sk_ring->data, 0, ring_data_size());
 
-	SpinLockInit(&sk_ring->lock);
+	ring_reset_process_state();
 	sk_ring->head = 0;
 	sk_ring->tail = 0;
 	sk_ring->size = ring_data_size();
-	sk_ring->consumer_latch = NULL;
-	pg_atomic_init_u32(&sk_ring->consumer_sleeping, 0);
-	pg_atomic_init_u64(&sk_ring->evict_request, 0);
-	ConditionVariableInit(&sk_ring->space_cv);
 	sk_ring->producer_generation = 0;
 	sk_ring->instance_id = ((uint64) GetCurrentTimestamp() << 16) ^ (uint64) MyProcPid;
 
@@ -104,6 +117,40 @@ ring_shmem_init(void)
 	 */
 	pg_atomic_init_u64(&sk_ring->next_event_id,
 					   (uint64) GetCurrentTimestamp() * 16);
+	sk_ring->magic = SK_RING_MAGIC;
+	return false;
+}
+
+/*
+ * ring_recover - after a crash restart, in the postmaster: blocks still
+ * WRITING belonged to transactions that were cut off while committing; they
+ * are abandoned (their events are lost, see the README).  Returns the number
+ * of events in READY blocks that are not finished: the queue's content.
+ */
+uint64
+ring_recover(void)
+{
+	uint64		unfinished = 0;
+
+	for (uint64 off = sk_ring->tail; off < sk_ring->head; off += *ring_field(off, uint64, length))
+	{
+		uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
+		uint64		event_off = off + SK_BLOCK_HEADER_SIZE;
+
+		if (state == SK_BLOCK_WRITING)
+			pg_atomic_write_u32(ring_field(off, pg_atomic_uint32, state), SK_BLOCK_ABANDONED);
+		if (state != SK_BLOCK_READY)
+			continue;
+		for (uint32 i = 0; i < *ring_field(off, uint32, nevents); i++)
+		{
+			SkEventHeader header;
+
+			ring_read(event_off, &header, sizeof(header));
+			unfinished += !(header.flags & SK_EVENT_FINISHED);
+			event_off += header.length;
+		}
+	}
+	return unfinished;
 }
 
 /*
@@ -182,8 +229,10 @@ ring_read(uint64 off, void *dst, uint64 len)
 		memcpy((char *) dst + first, sk_ring->data, len - first);
 }
 
-/* set the worker's latch */
-static void
+/*
+ * ring_set_consumer_latch - wake the worker (if it runs)
+ */
+void
 ring_set_consumer_latch(void)
 {
 	Latch	   *latch;

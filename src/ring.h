@@ -34,6 +34,7 @@ typedef struct SkBlockHeader
 
 typedef struct SkRing
 {
+	uint64		magic;			/* SK_RING_MAGIC once initialised */
 	slock_t		lock;			/* protects head, tail, consumer_latch */
 	uint64		head;			/* next offset to reserve (monotonic) */
 	uint64		tail;			/* oldest offset still owned (monotonic) */
@@ -50,8 +51,11 @@ typedef struct SkRing
 
 extern SkRing *sk_ring;
 
+#define SK_RING_MAGIC	UINT64CONST(0x534b52494e470001)	/* "SKRING" v1 */
+
 extern Size ring_shmem_size(void);
-extern void ring_shmem_init(void);
+extern bool ring_shmem_init(void *place);
+extern uint64 ring_recover(void);
 
 /* pointer to the byte at a monotonic offset */
 static inline char *
@@ -84,6 +88,7 @@ extern void ring_block_ready(uint64 off);
 extern void ring_block_abandon(uint64 off);
 extern int64 ring_next_event_id(void);
 extern void ring_request_eviction(uint64 bytes);
+extern void ring_set_consumer_latch(void);
 
 /* the consumer (worker) */
 extern void ring_consumer_attach(Latch *latch);

@@ -6,9 +6,9 @@
  *		drop_oldest) discards the oldest events.
  *
  * The walk keeps only its position in worker memory.  What it must not forget
- * lives in shared memory, in the event itself: the flags (DELIVERED, FAILED,
- * DROPPED: finished) and sent_generation, the generation of the producer that
- * holds the event.  An event is in flight when it is not finished and its
+ * lives in shared memory, in the event itself: the flags (DELIVERED, DROPPED,
+ * DEAD_LETTERED: finished; REFUSED: waiting for the dead-letter table) and
+ * sent_generation, the generation of the producer that holds the event.  An event is in flight when it is not finished and its
  * sent_generation is the current producer's.  A block is released when all
  * its events are finished; being finished never reverts, so the release scan
  * resumes where it stopped.  So when the worker restarts or builds a new
@@ -17,12 +17,20 @@
  * neither finished nor in flight.  Only events in flight when a worker or
  * producer went away (Kafka may have them; their report was lost) are sent
  * twice.
+ *
+ * Kafka's refusals (a delivery report with an error, or librdkafka refusing
+ * an event outright) mark the event REFUSED and hand it to deadletter.c,
+ * which writes it to the table and then marks it DEAD_LETTERED.  A walk
+ * that meets a REFUSED event (after a restart) hands it over again.  The
+ * circuit breaker decides whether the walk may send at all.
  */
 #include "postgres.h"
 
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "breaker.h"
+#include "deadletter.h"
 #include "event.h"
 #include "metrics.h"
 #include "producer.h"
@@ -67,6 +75,7 @@ sender_rewind(void)
 	ring_bounds(&sender.next_block, &head);
 	sender.events_left = 0;
 	sender.backpressure = false;
+	deadletter_forget_all();
 }
 
 /*
@@ -111,8 +120,57 @@ sender_finish_event(uint64 event_off, uint32 flag)
 static bool
 event_in_flight(const SkEventHeader *header)
 {
-	return !(header->flags & SK_EVENT_FINISHED) &&
+	return !(header->flags & SK_EVENT_SETTLED) &&
 		header->sent_generation == sender.generation;
+}
+
+/*
+ * event_specific_error - does the error say something about this event
+ * (its size, its topic, its partition) rather than about Kafka's health?
+ * Those do not count against the circuit breaker.
+ */
+static bool
+event_specific_error(rd_kafka_resp_err_t err)
+{
+	switch (err)
+	{
+		case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+		case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+		case RD_KAFKA_RESP_ERR_INVALID_MSG:
+		case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+		case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+		case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+		case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+		case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+		case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+		case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+		case RD_KAFKA_RESP_ERR__INVALID_ARG:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * sender_refuse - Kafka refused the event at off for good: count it, tell
+ * the breaker, and hand it to the dead-letter writer (plain C)
+ */
+static void
+sender_refuse(uint64 off, rd_kafka_resp_err_t err, const char *topic)
+{
+	char		text[256];
+
+	snprintf(text, sizeof(text), "event %lld%s%s: %s",
+			 (long long) *EVENT_FIELD(off, int64, event_id),
+			 topic ? " to topic " : "", topic ? topic : "", rd_kafka_err2str(err));
+	metrics_count_failed(text);
+	if (*EVENT_FIELD(off, uint32, flags) & SK_EVENT_RETRY)
+		metrics_count_retried(1);
+	if (!event_specific_error(err))
+		breaker_failure(text);
+	*EVENT_FIELD(off, uint32, sent_generation) = (uint32) err;
+	*EVENT_FIELD(off, uint32, flags) |= SK_EVENT_REFUSED;
+	deadletter_add(off);
 }
 
 /* walk the event at next_event; false if the producer cannot take it now */
@@ -125,8 +183,14 @@ sender_walk_event(void)
 	rd_kafka_resp_err_t err;
 
 	event_view(sender_event_bytes(off, &copied), &view);
-	if (!(view.header->flags & SK_EVENT_FINISHED) && !event_in_flight(view.header))
+	if (view.header->flags & SK_EVENT_FINISHED)
+		;						/* done with */
+	else if (view.header->flags & SK_EVENT_REFUSED)
+		deadletter_add(off);	/* met again after a restart */
+	else if (!event_in_flight(view.header))
 	{
+		if (!breaker_may_send())
+			return false;
 		err = producer_send(&view, copied, off);
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		{
@@ -139,16 +203,10 @@ sender_walk_event(void)
 		{
 			*EVENT_FIELD(off, uint32, sent_generation) = sender.generation;
 			sender.inflight++;
+			breaker_sent();
 		}
 		else
-		{
-			char		text[256];
-
-			snprintf(text, sizeof(text), "event %lld to topic %s: %s",
-					 (long long) view.header->event_id, view.topic, rd_kafka_err2str(err));
-			metrics_count_failed(text);
-			sender_finish_event(off, SK_EVENT_FAILED);
-		}
+			sender_refuse(off, err, view.topic);
 	}
 	sender.next_event += view.header->length;
 	sender.events_left--;
@@ -193,6 +251,8 @@ sender_drain(uint32 budget)
 
 	if (!producer_running())
 		return 0;
+	if (deadletter_missed())
+		sender_rewind();		/* to find the refused events not listed */
 	sender.backpressure = false;
 	while (walked < budget && sender.inflight < SK_PRODUCER_WINDOW)
 	{
@@ -255,7 +315,7 @@ bool
 sender_can_send(void)
 {
 	return producer_running() && !sender.backpressure &&
-		sender.inflight < SK_PRODUCER_WINDOW;
+		sender.inflight < SK_PRODUCER_WINDOW && breaker_may_send();
 }
 
 /*
@@ -306,7 +366,7 @@ sender_evict_block(uint64 off, uint64 *dropped)
 		ring_read(event_off, &header, sizeof(header));
 		if (event_in_flight(&header))
 			return false;
-		if (!(header.flags & SK_EVENT_FINISHED))
+		if (!(header.flags & SK_EVENT_SETTLED))
 		{
 			*EVENT_FIELD(event_off, uint32, flags) |= SK_EVENT_DROPPED;
 			(*dropped)++;
@@ -370,8 +430,6 @@ sender_take_delivered_flag(void)
 void
 sender_on_delivery(uint64 event_off, rd_kafka_resp_err_t err, size_t len)
 {
-	char		text[256];
-
 	if (sender.inflight > 0)
 		sender.inflight--;
 	sender.backpressure = false;
@@ -386,11 +444,23 @@ sender_on_delivery(uint64 event_off, rd_kafka_resp_err_t err, size_t len)
 	{
 		sender_finish_event(event_off, SK_EVENT_DELIVERED);
 		metrics_count_delivered(len);
+		breaker_success();
+		if (*EVENT_FIELD(event_off, uint32, flags) & SK_EVENT_RETRY)
+		{
+			metrics_count_retried(1);
+			deadletter_retry_delivered(*EVENT_FIELD(event_off, int64, event_id));
+		}
 		sender.delivered_since_check = true;
 		return;
 	}
-	snprintf(text, sizeof(text), "event %lld: %s",
-			 (long long) *EVENT_FIELD(event_off, int64, event_id), rd_kafka_err2str(err));
-	metrics_count_failed(text);
-	sender_finish_event(event_off, SK_EVENT_FAILED);
+	sender_refuse(event_off, err, NULL);
+}
+
+/*
+ * sender_in_flight - does librdkafka hold any event of ours?
+ */
+bool
+sender_in_flight(void)
+{
+	return sender.inflight > 0;
 }

@@ -14,6 +14,7 @@ extern bool sender_has_work(void);
 extern bool sender_can_send(void);
 extern uint64 sender_evict(uint64 bytes_wanted);
 extern bool sender_take_delivered_flag(void);
+extern bool sender_in_flight(void);
 extern void sender_on_delivery(uint64 event_off, rd_kafka_resp_err_t err, size_t len);
 
 #endif							/* STREAMKAFKA_SENDER_H */

@@ -34,6 +34,9 @@ int			sk_linger_ms = 5;
 char	   *sk_client_id = NULL;
 int			sk_message_timeout_ms = 300000;
 int			sk_shutdown_timeout_ms = 10000;
+int			sk_breaker_failure_threshold = 5;
+int			sk_breaker_recovery_timeout_ms = 10000;
+char	   *sk_database = NULL;
 int			sk_batch_size = 1000000;
 int			sk_batch_num_messages = 10000;
 int			sk_message_max_bytes = 1000000;
@@ -403,6 +406,25 @@ settings_define(void)
 							NULL,
 							&sk_shutdown_timeout_ms, 10000, 0, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.breaker_failure_threshold",
+							"Consecutive failures after which the circuit breaker opens.",
+							"Failures: a delivery error, a statistics report with every broker down, "
+							"all brokers down, authentication or name resolution errors.",
+							&sk_breaker_failure_threshold, 5, 1, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.breaker_recovery_timeout_ms",
+							"How long the circuit breaker stays open before it sends one probe event.",
+							"A probe not acknowledged within this time counts as failed.",
+							&sk_breaker_recovery_timeout_ms, 10000, 100, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("streamkafka.database",
+							   "Database the worker connects to, to write dead letters into its kafka_dead_letters table.",
+							   "Create the extension in that database.",
+							   &sk_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.batch_size",
 							"Largest batch of messages the producer sends to one partition (librdkafka batch.size).",

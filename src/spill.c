@@ -12,7 +12,7 @@
  *
  * File: "SKSPILL1", the shared memory's instance_id, then per block (one original transaction, or one
  * non-transactional event): uint32 event count, uint64 bytes of events, the
- * packed events (flags and sent_generation cleared, block_delta rewritten).
+ * packed events (the worker's flags and sent_generation cleared, block_delta rewritten).
  * Written to spill.tmp, fsynced, renamed: a crash while writing leaves the
  * previous state (no file), never half a file.  A server crash writes no
  * spill: events in shared memory are lost then, as the README says.
@@ -59,6 +59,7 @@ spill_collect(uint64 block_off, StringInfo buf)
 		ring_read(event_off, &header, sizeof(header));
 		if (!(header.flags & SK_EVENT_FINISHED))
 		{
+			/* a refused event not yet in the table is simply sent again */
 			int			at = buf->len;
 			SkEventHeader *copy;
 
@@ -66,7 +67,7 @@ spill_collect(uint64 block_off, StringInfo buf)
 			ring_read(event_off, buf->data + at, header.length);
 			buf->len += header.length;
 			copy = (SkEventHeader *) (buf->data + at);
-			copy->flags = 0;
+			copy->flags &= ~SK_EVENT_WORKER_FLAGS;
 			copy->sent_generation = 0;
 			copy->block_delta = SK_BLOCK_HEADER_SIZE + at;
 			kept++;
@@ -190,6 +191,13 @@ spill_load(void)
 	{
 		ereport(WARNING, (errmsg("streamkafka ignores \"%s\": not a spill file", SPILL_FILE)));
 		FreeFile(file);
+		return;
+	}
+	if (instance == sk_ring->instance_id)
+	{
+		/* left by a worker restart just before a crash restart: still queued */
+		FreeFile(file);
+		unlink(SPILL_FILE);
 		return;
 	}
 	while (fread(&block, sizeof(block), 1, file) == 1)

@@ -3,11 +3,22 @@
  *		Module entry: _PG_init registers the settings, asks for shared memory,
  *		installs the transaction callbacks and registers the worker.
  *
+ * The queue and the counters live in memory the postmaster maps once, in
+ * _PG_init, not in PostgreSQL's main shared memory: every process inherits
+ * it, and unlike the main segment it is not re-created when the postmaster
+ * restarts all processes after one of them crashed (a SIGKILLed worker, a
+ * segfaulting backend).  So queued events survive a crash restart; only the
+ * postmaster's own end (a stop, immediate or not, or a machine crash) ends
+ * them, and a clean stop saves them to the spill file first.  The breaker's
+ * state, which refers to the running worker, is in the main segment.
+ *
  * streamkafka must be in shared_preload_libraries.  Loaded any other way
  * (CREATE EXTENSION on a server without the preload), _PG_init does nothing
  * and every SQL function fails with SQLSTATE 55000 and a hint.
  */
 #include "postgres.h"
+
+#include <sys/mman.h>
 
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -16,8 +27,10 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 
+#include "breaker.h"
 #include "compat.h"
 #include "metrics.h"
+#include "mockfault.h"
 #include "pending.h"
 #include "ring.h"
 #include "settings.h"
@@ -35,10 +48,27 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 void		_PG_init(void);
 
+/* the queue and counters: mapped by the postmaster, kept across crash restarts */
+static char *survivor_memory = NULL;
+
+static void
+streamkafka_map_survivor_memory(void)
+{
+	Size		size = add_size(ring_shmem_size(), metrics_shmem_size());
+
+	survivor_memory = mmap(NULL, size, PROT_READ | PROT_WRITE,
+						   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (survivor_memory == MAP_FAILED)
+		ereport(FATAL,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("streamkafka could not map %zu bytes of shared memory for its queue: %m", size),
+				 errhint("Lower streamkafka.queue_size.")));
+}
+
 static Size
 streamkafka_shmem_size(void)
 {
-	return add_size(ring_shmem_size(), metrics_shmem_size());
+	return add_size(breaker_shmem_size(), mockfault_shmem_size());
 }
 
 #if PG_VERSION_NUM >= 150000
@@ -58,13 +88,26 @@ streamkafka_shmem_startup(void)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	ring_shmem_init();
-	metrics_shmem_init();
+	breaker_shmem_init();
+	mockfault_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 
-	/* in the postmaster, before any session exists: saved events go first */
-	if (!IsUnderPostmaster)
-		spill_load();
+	/* the rest happens in the postmaster, before any other process exists */
+	if (IsUnderPostmaster)
+		return;
+	if (ring_shmem_init(survivor_memory))
+	{
+		uint64		kept = ring_recover();
+
+		metrics_shmem_init(survivor_memory + ring_shmem_size(), true, kept);
+		ereport(LOG,
+				(errmsg("streamkafka kept %llu queued events across the crash restart",
+						(unsigned long long) kept)));
+	}
+	else
+		metrics_shmem_init(survivor_memory + ring_shmem_size(), false, 0);
+	/* saved events go first */
+	spill_load();
 }
 
 static void
@@ -72,7 +115,7 @@ streamkafka_register_worker(void)
 {
 	BackgroundWorker worker = {0};
 
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = 1;
 	strlcpy(worker.bgw_library_name, "streamkafka", BGW_MAXLEN);
@@ -89,6 +132,7 @@ _PG_init(void)
 		return;
 
 	settings_define();
+	streamkafka_map_survivor_memory();
 
 #if PG_VERSION_NUM >= 150000
 	prev_shmem_request_hook = shmem_request_hook;

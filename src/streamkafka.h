@@ -8,7 +8,7 @@
 
 #include "postgres.h"
 
-#define STREAMKAFKA_VERSION "0.1.0"
+#define STREAMKAFKA_VERSION "0.2.0"
 
 /* true in processes where the library came from shared_preload_libraries */
 extern bool streamkafka_preloaded;

@@ -3,8 +3,10 @@
  *		The background worker: owns the producer, drains the queue, sleeps
  *		until there is work, reloads settings on SIGHUP and flushes on SIGTERM.
  *
- * Loop: poll the producer (delivery reports, errors, statistics), send a
- * bounded batch, release finished space, and, when none of that made
+ * Loop: poll the producer (delivery reports, errors, statistics), let the
+ * circuit breaker time out its probe, send a bounded batch (if the breaker
+ * allows), write refused events to the dead-letter table, release finished
+ * space, and, when none of that made
  * progress, sleep on a WaitEventSet of the latch (set by backends that queue
  * events while the worker sleeps), librdkafka's wake pipe (its main queue
  * became non-empty) and postmaster death, with a timeout as a safety net.
@@ -26,7 +28,9 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "breaker.h"
 #include "compat.h"
+#include "deadletter.h"
 #include "metrics.h"
 #include "producer.h"
 #include "ring.h"
@@ -109,6 +113,7 @@ worker_step(void)
 {
 	uint32		sent;
 	bool		released;
+	bool		dead_lettered;
 	uint64		evict;
 
 	if (producer_running() && producer_failed())
@@ -120,15 +125,18 @@ worker_step(void)
 			 TimestampDifferenceExceeds(last_start_attempt, GetCurrentTimestamp(), WORKER_RETRY_MS))
 		worker_start_producer(0);
 
+	producer_apply_mock_faults();
 	producer_poll();
+	breaker_tick(sender_in_flight());
 	evict = ring_take_eviction_request();
 	if (evict > 0)
 		sender_evict(evict);
 	sent = sender_drain(WORKER_BATCH);
+	dead_lettered = deadletter_flush();
 	released = sender_release();
 	if (sender_take_delivered_flag())
 		metrics_note_delivery_time(GetCurrentTimestamp());
-	return sent > 0 || released;
+	return sent > 0 || released || dead_lettered;
 }
 
 /*
@@ -205,6 +213,8 @@ streamkafka_worker_main(Datum main_arg pg_attribute_unused())
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
+	/* for the dead-letter table; also lets pg_terminate_backend() restart us */
+	BackgroundWorkerInitializeConnection(sk_database, NULL, 0);
 
 	loop_context = AllocSetContextCreate(TopMemoryContext, "streamkafka worker loop",
 										 ALLOCSET_DEFAULT_SIZES);
@@ -215,6 +225,7 @@ streamkafka_worker_main(Datum main_arg pg_attribute_unused())
 	AddWaitEventToSet(events, WL_SOCKET_READABLE, wake_pipe[0], NULL, NULL);
 
 	metrics_worker_started(MyProcPid);
+	breaker_reset();
 	before_shmem_exit(worker_on_exit, 0);
 	ring_consumer_attach(MyLatch);
 	spill_forget_own();
