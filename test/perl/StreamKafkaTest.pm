@@ -133,12 +133,12 @@ sub consume_topic
 	return \@messages;
 }
 
-# wait_for_finished(NODE, N) - wait until N events are delivered or failed
+# wait_for_finished(NODE, N) - wait until N events are delivered or dead letters
 sub wait_for_finished
 {
 	my ($node, $n) = @_;
 	$node->poll_query_until('postgres',
-		"SELECT delivered + failed >= $n FROM kafka_stats")
+		"SELECT delivered + dead_lettered >= $n FROM kafka_stats")
 	  or die "timed out waiting for $n events to be finished";
 }
 
