@@ -22,6 +22,12 @@ OBJS = \
 	src/breaker.o \
 	src/deadletter.o \
 	src/mockfault.o \
+	src/topicstats.o \
+	src/brokers.o \
+	src/health.o \
+	src/lag.o \
+	src/prometheus.o \
+	src/monitor.o \
 	src/worker.o
 DATA = $(wildcard streamkafka--*.sql)
 PGFILEDESC = "streamkafka - publish to Apache Kafka from SQL"
@@ -33,7 +39,7 @@ PG_CFLAGS = -Wextra
 SHLIB_LINK = -lrdkafka -lpthread
 
 # pg_regress: a temporary instance with the preload and the mock cluster
-REGRESS = setup publish transactions errors settings triggers stats upgrade
+REGRESS = setup publish transactions errors settings triggers stats observability upgrade
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check_regress
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -21,12 +21,106 @@ CREATE FUNCTION kafka_stats_snapshot(
     OUT last_error text,
     OUT last_error_at timestamptz,
     OUT dead_lettered bigint,
-    OUT retried bigint)
+    OUT retried bigint,
+    OUT sent bigint,
+    OUT queue_high_water_bytes bigint,
+    OUT latency_p50_ms double precision,
+    OUT latency_p95_ms double precision,
+    OUT latency_p99_ms double precision,
+    OUT latency_max_ms double precision,
+    OUT batch_messages_avg double precision,
+    OUT batch_messages_p99 double precision,
+    OUT broker_connects bigint,
+    OUT broker_disconnects bigint,
+    OUT stats_reset_at timestamptz)
 RETURNS record
 AS 'MODULE_PATHNAME', 'streamkafka_stats'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 
 CREATE VIEW kafka_stats AS SELECT * FROM kafka_stats_snapshot();
+
+CREATE FUNCTION kafka_stats_reset() RETURNS void
+AS 'MODULE_PATHNAME', 'streamkafka_stats_reset'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION kafka_stats_reset() IS
+    'start kafka_stats and kafka_topic_stats counting again (queued restarts at what the queue holds)';
+
+CREATE FUNCTION kafka_topic_stats_snapshot(
+    OUT topic text,
+    OUT queued bigint,
+    OUT sent bigint,
+    OUT delivered bigint,
+    OUT failed bigint,
+    OUT dropped bigint,
+    OUT dead_lettered bigint,
+    OUT bytes bigint,
+    OUT last_delivered_at timestamptz,
+    OUT last_error text,
+    OUT last_error_at timestamptz,
+    OUT latency_p50_ms double precision,
+    OUT latency_p95_ms double precision,
+    OUT latency_p99_ms double precision,
+    OUT latency_max_ms double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'streamkafka_topic_stats'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE VIEW kafka_topic_stats AS SELECT * FROM kafka_topic_stats_snapshot();
+COMMENT ON VIEW kafka_topic_stats IS
+    'delivery counters and latency per topic (streamkafka.max_topics of them; the rest in one row named _other)';
+
+CREATE FUNCTION kafka_brokers_snapshot(
+    OUT id integer,
+    OUT name text,
+    OUT state text,
+    OUT rtt_avg_ms double precision,
+    OUT rtt_p99_ms double precision,
+    OUT requests_waiting bigint,
+    OUT connects bigint,
+    OUT disconnects bigint,
+    OUT last_error text,
+    OUT last_error_at timestamptz,
+    OUT refreshed_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'streamkafka_brokers'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE VIEW kafka_brokers AS SELECT * FROM kafka_brokers_snapshot();
+COMMENT ON VIEW kafka_brokers IS 'the brokers as the producer sees them (librdkafka statistics, every second)';
+
+CREATE FUNCTION kafka_consumer_lag_snapshot(
+    OUT group_id text,
+    OUT topic text,
+    OUT "partition" integer,
+    OUT committed_offset bigint,
+    OUT high_watermark bigint,
+    OUT lag bigint,
+    OUT refreshed_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'streamkafka_consumer_lag'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE VIEW kafka_consumer_lag AS SELECT * FROM kafka_consumer_lag_snapshot();
+COMMENT ON VIEW kafka_consumer_lag IS
+    'lag of the consumer groups in streamkafka.lag_groups, refreshed by the monitor worker every streamkafka.lag_interval_ms';
+
+CREATE FUNCTION kafka_topics_snapshot(
+    OUT topic text,
+    OUT "partition" integer,
+    OUT leader integer,
+    OUT replicas integer[],
+    OUT in_sync_replicas integer[],
+    OUT under_replicated boolean,
+    OUT refreshed_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'streamkafka_topics'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE VIEW kafka_topics AS SELECT * FROM kafka_topics_snapshot();
+COMMENT ON VIEW kafka_topics IS
+    'partitions, leaders and replicas of the topics streamkafka publishes to, refreshed with the lag';
+
+CREATE FUNCTION kafka_metrics_prometheus() RETURNS text
+AS 'MODULE_PATHNAME', 'streamkafka_metrics_prometheus'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION kafka_metrics_prometheus() IS
+    'every streamkafka metric in Prometheus text exposition format';
 COMMENT ON VIEW kafka_stats IS
     'streamkafka delivery counters and queue depth (one row); queued = delivered + dropped + dead_lettered + queue_events';
 
@@ -111,6 +205,18 @@ GRANT EXECUTE ON FUNCTION kafka_stats_snapshot() TO pg_monitor, streamkafka_publ
 GRANT EXECUTE ON FUNCTION kafka_breaker_snapshot() TO pg_monitor, streamkafka_publisher;
 GRANT SELECT ON kafka_stats TO pg_monitor, streamkafka_publisher;
 GRANT SELECT ON kafka_breaker TO pg_monitor, streamkafka_publisher;
+REVOKE ALL ON FUNCTION kafka_stats_reset() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kafka_topic_stats_snapshot() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kafka_brokers_snapshot() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kafka_consumer_lag_snapshot() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kafka_topics_snapshot() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kafka_metrics_prometheus() FROM PUBLIC;
+REVOKE ALL ON kafka_topic_stats, kafka_brokers, kafka_consumer_lag, kafka_topics FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kafka_topic_stats_snapshot(), kafka_brokers_snapshot(),
+    kafka_consumer_lag_snapshot(), kafka_topics_snapshot(), kafka_metrics_prometheus()
+    TO pg_monitor, streamkafka_publisher;
+GRANT SELECT ON kafka_topic_stats, kafka_brokers, kafka_consumer_lag, kafka_topics
+    TO pg_monitor, streamkafka_publisher;
 
 REVOKE ALL ON kafka_dead_letters FROM PUBLIC;
 REVOKE ALL ON FUNCTION kafka_requeue_dead_letter(bigint, text, bytea, bytea, jsonb, integer, integer) FROM PUBLIC;

@@ -249,6 +249,26 @@ breaker_timestamp(TimestampTz ts, bool *isnull)
 	return TimestampTzGetDatum(ts);
 }
 
+/*
+ * breaker_read - the state, consecutive failures and times opened, for
+ * health and Prometheus
+ */
+void
+breaker_read(SkBreakerState *state, int *failures, uint64 *opened)
+{
+	SpinLockAcquire(&sk_breaker->lock);
+	*state = sk_breaker->state;
+	*failures = sk_breaker->consecutive_failures;
+	*opened = sk_breaker->opened_count;
+	SpinLockRelease(&sk_breaker->lock);
+}
+
+const char *
+breaker_state_name(SkBreakerState state)
+{
+	return state_names[state];
+}
+
 PG_FUNCTION_INFO_V1(streamkafka_breaker);
 
 /*

@@ -27,4 +27,8 @@ extern bool breaker_may_send(void);
 extern void breaker_sent(void);
 extern void breaker_tick(bool in_flight);
 
+/* readers */
+extern void breaker_read(SkBreakerState *state, int *failures, uint64 *opened);
+extern const char *breaker_state_name(SkBreakerState state);
+
 #endif							/* STREAMKAFKA_BREAKER_H */

@@ -20,4 +20,34 @@
 #define SK_CreateWaitEventSet(nevents) CreateWaitEventSet(CurrentMemoryContext, (nevents))
 #endif
 
+/* a materialized set-returning function's tuplestore and descriptor */
+#if PG_VERSION_NUM >= 150000
+#include "funcapi.h"
+#define SK_InitMaterializedSRF(fcinfo) InitMaterializedSRF((fcinfo), 0)
+#else
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/tuplestore.h"
+static inline void
+SK_InitMaterializedSRF(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	desc;
+	MemoryContext old;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	rsinfo->setDesc = CreateTupleDescCopy(desc);
+	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->returnMode = SFRM_Materialize;
+	MemoryContextSwitchTo(old);
+}
+#endif
+
 #endif							/* STREAMKAFKA_COMPAT_H */

@@ -37,6 +37,7 @@
 #include "metrics.h"
 #include "ring.h"
 #include "settings.h"
+#include "topicstats.h"
 
 #define DEADLETTER_RETRY_MS		1000
 #define DEADLETTER_WARN_MS		60000
@@ -280,8 +281,17 @@ static void
 deadletter_finish_refused(void)
 {
 	for (int i = 0; i < refused.count; i++)
-		*(uint32 *) ring_at(((uint64 *) refused.items)[i] + offsetof(SkEventHeader, flags)) |=
-			SK_EVENT_DEAD_LETTERED;
+	{
+		uint64		off = ((uint64 *) refused.items)[i];
+		SkEventHeader header;
+		char		topic[SK_TOPIC_MAX_LEN + 1];
+
+		ring_read(off, &header, sizeof(header));
+		ring_read(off + sizeof(header), topic, header.topic_len);
+		topic[header.topic_len] = '\0';
+		topicstats_count_dead_lettered(topicstats_slot(topic));
+		*(uint32 *) ring_at(off + offsetof(SkEventHeader, flags)) |= SK_EVENT_DEAD_LETTERED;
+	}
 	metrics_count_dead_lettered(refused.count);
 	refused.count = 0;
 	delivered_retries.count = 0;

@@ -218,3 +218,21 @@ event_view(const char *packed, SkEventView *view)
 	view->value = view->key + Max(header->key_len, 0);
 	view->headers = view->value + Max(header->value_len, 0);
 }
+
+/*
+ * event_has_header - does a packed header list have a header called name?
+ */
+bool
+event_has_header(const char *packed, int count, const char *name)
+{
+	for (int i = 0; i < count; i++)
+	{
+		SkPackedHeader ph;
+
+		memcpy(&ph, packed, sizeof(ph));
+		if (strcmp(packed + sizeof(ph), name) == 0)
+			return true;
+		packed += sizeof(ph) + ph.name_len + 1 + Max(ph.value_len, 0);
+	}
+	return false;
+}

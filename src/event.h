@@ -19,6 +19,7 @@
 #define SK_EVENT_REFUSED	0x2		/* Kafka refused it: awaits the dead-letter table */
 #define SK_EVENT_DROPPED	0x4		/* discarded by overflow = drop_oldest */
 #define SK_EVENT_DEAD_LETTERED 0x8	/* written to the dead-letter table */
+#define SK_EVENT_COUNTED	0x10	/* counted in its topic's statistics */
 #define SK_EVENT_FINISHED	(SK_EVENT_DELIVERED | SK_EVENT_DROPPED | SK_EVENT_DEAD_LETTERED)
 #define SK_EVENT_SETTLED	(SK_EVENT_FINISHED | SK_EVENT_REFUSED)	/* never sent again */
 #define SK_EVENT_WORKER_FLAGS	0xff
@@ -93,5 +94,6 @@ extern void event_pack(char *dst, const SkEvent *event, int64 event_id,
 extern void event_pack_ring(uint64 off, const SkEvent *event, int64 event_id,
 							uint64 block_delta);
 extern void event_view(const char *packed, SkEventView *view);
+extern bool event_has_header(const char *packed, int count, const char *name);
 
 #endif							/* STREAMKAFKA_EVENT_H */

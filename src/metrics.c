@@ -28,10 +28,12 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+#include "brokers.h"
 #include "metrics.h"
 #include "ring.h"
 #include "settings.h"
 #include "streamkafka.h"
+#include "topicstats.h"
 
 #define SK_ERROR_LEN		256
 #define SK_BOOTSTRAP_LEN	1024
@@ -46,6 +48,7 @@ typedef struct SkMetrics
 	char		backend_pad[PG_CACHE_LINE_SIZE];
 
 	/* written by the worker */
+	pg_atomic_uint64 sent;		/* handed to librdkafka (again after a restart) */
 	pg_atomic_uint64 delivered; /* acknowledged by Kafka */
 	pg_atomic_uint64 failed;	/* refused by Kafka (each becomes a dead letter) */
 	pg_atomic_uint64 dead_lettered; /* written to kafka_dead_letters */
@@ -65,6 +68,8 @@ typedef struct SkMetrics
 	int			brokers_up;
 	int			brokers_down;
 	TimestampTz brokers_seen_at;
+	TimestampTz reset_at;		/* kafka_stats_reset(), or first start */
+	TimestampTz last_dead_letter_at;
 } SkMetrics;
 
 static SkMetrics *sk_metrics = NULL;
@@ -100,6 +105,7 @@ metrics_shmem_init(void *place, bool recovered, uint64 queue_events)
 	}
 	memset(sk_metrics, 0, sizeof(SkMetrics));
 	SpinLockInit(&sk_metrics->lock);
+	sk_metrics->reset_at = GetCurrentTimestamp();
 	pg_atomic_init_u64(&sk_metrics->queued, 0);
 	pg_atomic_init_u64(&sk_metrics->delivered, 0);
 	pg_atomic_init_u64(&sk_metrics->failed, 0);
@@ -108,6 +114,7 @@ metrics_shmem_init(void *place, bool recovered, uint64 queue_events)
 	pg_atomic_init_u64(&sk_metrics->delivered_bytes, 0);
 	pg_atomic_init_u64(&sk_metrics->dead_lettered, 0);
 	pg_atomic_init_u64(&sk_metrics->retried, 0);
+	pg_atomic_init_u64(&sk_metrics->sent, 0);
 }
 
 void
@@ -137,7 +144,18 @@ metrics_count_retried(uint32 nevents)
 void
 metrics_count_dead_lettered(uint64 nevents)
 {
+	TimestampTz now = GetCurrentTimestamp();
+
 	pg_atomic_fetch_add_u64(&sk_metrics->dead_lettered, nevents);
+	SpinLockAcquire(&sk_metrics->lock);
+	sk_metrics->last_dead_letter_at = now;
+	SpinLockRelease(&sk_metrics->lock);
+}
+
+void
+metrics_count_sent(void)
+{
+	pg_atomic_fetch_add_u64(&sk_metrics->sent, 1);
 }
 
 void
@@ -221,26 +239,16 @@ metrics_set_brokers(int total, int up, int down)
 	SpinLockRelease(&sk_metrics->lock);
 }
 
-/* a consistent copy of the counters and status */
-typedef struct MetricsSnapshot
-{
-	uint64		queued;
-	uint64		delivered;
-	uint64		failed;
-	uint64		rejected;
-	uint64		dropped;
-	uint64		dead_lettered;
-	uint64		retried;
-	uint64		delivered_bytes;
-	uint64		queue_bytes;
-	SkMetrics	status;			/* only the lock-protected fields are used */
-} MetricsSnapshot;
-
-static void
-metrics_snapshot(MetricsSnapshot *snap)
+/*
+ * metrics_snapshot - a consistent copy of the counters and status: the
+ * finished counts are read before queued, so queue_events is never negative
+ */
+void
+metrics_snapshot(SkStatsSnapshot *snap)
 {
 	uint64		tail;
 	uint64		head;
+	uint64		finished;
 
 	snap->delivered = pg_atomic_read_u64(&sk_metrics->delivered);
 	snap->failed = pg_atomic_read_u64(&sk_metrics->failed);
@@ -248,22 +256,61 @@ metrics_snapshot(MetricsSnapshot *snap)
 	snap->dead_lettered = pg_atomic_read_u64(&sk_metrics->dead_lettered);
 	pg_read_barrier();
 	snap->queued = pg_atomic_read_u64(&sk_metrics->queued);
+	snap->sent = pg_atomic_read_u64(&sk_metrics->sent);
 	snap->rejected = pg_atomic_read_u64(&sk_metrics->rejected);
 	snap->retried = pg_atomic_read_u64(&sk_metrics->retried);
 	snap->delivered_bytes = pg_atomic_read_u64(&sk_metrics->delivered_bytes);
+	finished = snap->delivered + snap->dropped + snap->dead_lettered;
+	snap->queue_events = snap->queued > finished ? snap->queued - finished : 0;
 	ring_bounds(&tail, &head);
 	snap->queue_bytes = head - tail;
+	snap->queue_size = ring_capacity();
+	snap->queue_high_water = ring_high_water(false);
 
 	SpinLockAcquire(&sk_metrics->lock);
-	memcpy(&snap->status, sk_metrics, sizeof(SkMetrics));
+	snap->last_delivered_at = sk_metrics->last_delivered_at;
+	snap->last_error_at = sk_metrics->last_error_at;
+	strlcpy(snap->last_error, sk_metrics->last_error, sizeof(snap->last_error));
+	snap->reset_at = sk_metrics->reset_at;
+	snap->last_dead_letter_at = sk_metrics->last_dead_letter_at;
+	snap->worker_pid = sk_metrics->worker_pid;
+	snap->producer_ready = sk_metrics->producer_ready;
+	snap->mock_mode = sk_metrics->producer_ready ? sk_metrics->mock_mode : settings_mock_mode();
+	strlcpy(snap->bootstrap, sk_metrics->bootstrap, sizeof(snap->bootstrap));
+	snap->brokers_total = sk_metrics->brokers_total;
+	snap->brokers_up = sk_metrics->brokers_up;
+	snap->brokers_down = sk_metrics->brokers_down;
 	SpinLockRelease(&sk_metrics->lock);
+	snap->worker_running = snap->worker_pid != 0 && kill(snap->worker_pid, 0) == 0;
 }
 
-/* is the worker process alive? */
-static bool
-worker_running(const MetricsSnapshot *snap)
+/*
+ * metrics_reset - kafka_stats_reset(): counters start again from zero, with
+ * queued set to what the queue holds, so the identity still holds
+ */
+void
+metrics_reset(void)
 {
-	return snap->status.worker_pid != 0 && kill(snap->status.worker_pid, 0) == 0;
+	SkStatsSnapshot snap;
+	TimestampTz now = GetCurrentTimestamp();
+
+	metrics_snapshot(&snap);
+	pg_atomic_write_u64(&sk_metrics->delivered, 0);
+	pg_atomic_write_u64(&sk_metrics->failed, 0);
+	pg_atomic_write_u64(&sk_metrics->dropped, 0);
+	pg_atomic_write_u64(&sk_metrics->dead_lettered, 0);
+	pg_atomic_write_u64(&sk_metrics->queued, snap.queue_events);
+	pg_atomic_write_u64(&sk_metrics->sent, 0);
+	pg_atomic_write_u64(&sk_metrics->rejected, 0);
+	pg_atomic_write_u64(&sk_metrics->retried, 0);
+	pg_atomic_write_u64(&sk_metrics->delivered_bytes, 0);
+	(void) ring_high_water(true);
+	SpinLockAcquire(&sk_metrics->lock);
+	sk_metrics->reset_at = now;
+	sk_metrics->last_error[0] = '\0';
+	sk_metrics->last_error_at = 0;
+	sk_metrics->last_dead_letter_at = 0;
+	SpinLockRelease(&sk_metrics->lock);
 }
 
 static Datum
@@ -273,132 +320,86 @@ timestamp_or_null(TimestampTz ts, bool *isnull)
 	return TimestampTzGetDatum(ts);
 }
 
+static Datum
+ms_or_null(double ms, bool *isnull)
+{
+	*isnull = ms < 0;
+	return Float8GetDatum(ms);
+}
+
 PG_FUNCTION_INFO_V1(streamkafka_stats);
 
 /*
- * streamkafka_stats - the one row of the kafka_stats view
+ * streamkafka_stats - the one row of the kafka_stats view.  Columns are
+ * filled in their order; a view of an older version has fewer, and
+ * heap_form_tuple uses what it has.
  */
 Datum
 streamkafka_stats(PG_FUNCTION_ARGS)
 {
-	MetricsSnapshot snap;
+	SkStatsSnapshot snap;
+	SkLatencyCopy latency;
+	SkBrokerSnapshot *brokers;
 	TupleDesc	tupdesc;
-	Datum		values[14];
-	bool		nulls[14] = {0};
-	uint64		finished;
+	Datum		values[25];
+	bool		nulls[25] = {0};
+	int64		connects = 0;
+	int64		disconnects = 0;
 
 	streamkafka_require_preload();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-
+	Assert(tupdesc->natts <= lengthof(values));
 	metrics_snapshot(&snap);
-	finished = snap.delivered + snap.dropped + snap.dead_lettered;
+	topicstats_total_latency(&latency);
+	brokers = brokers_snapshot();
+	for (int i = 0; i < brokers->count; i++)
+	{
+		connects += brokers->brokers[i].connects;
+		disconnects += brokers->brokers[i].disconnects;
+	}
 
 	values[0] = Int64GetDatum(snap.queued);
 	values[1] = Int64GetDatum(snap.delivered);
 	values[2] = Int64GetDatum(snap.failed);
 	values[3] = Int64GetDatum(snap.dropped);
 	values[4] = Int64GetDatum(snap.rejected);
-	values[5] = Int64GetDatum(snap.queued > finished ? snap.queued - finished : 0);
+	values[5] = Int64GetDatum(snap.queue_events);
 	values[6] = Int64GetDatum(snap.queue_bytes);
-	values[7] = Int64GetDatum(ring_capacity());
+	values[7] = Int64GetDatum(snap.queue_size);
 	values[8] = Int64GetDatum(snap.delivered_bytes);
-	values[9] = timestamp_or_null(snap.status.last_delivered_at, &nulls[9]);
-	values[10] = CStringGetTextDatum(snap.status.last_error);
-	nulls[10] = snap.status.last_error[0] == '\0';
-	values[11] = timestamp_or_null(snap.status.last_error_at, &nulls[11]);
-	/* 0.1.0's view has no more columns: heap_form_tuple uses what it has */
+	values[9] = timestamp_or_null(snap.last_delivered_at, &nulls[9]);
+	values[10] = CStringGetTextDatum(snap.last_error);
+	nulls[10] = snap.last_error[0] == '\0';
+	values[11] = timestamp_or_null(snap.last_error_at, &nulls[11]);
+	/* 0.2.0 */
 	values[12] = Int64GetDatum(snap.dead_lettered);
 	values[13] = Int64GetDatum(snap.retried);
-	Assert(tupdesc->natts <= lengthof(values));
+	values[14] = Int64GetDatum(snap.sent);
+	values[15] = Int64GetDatum(snap.queue_high_water);
+	values[16] = ms_or_null(topicstats_percentile_ms(&latency, 0.50), &nulls[16]);
+	values[17] = ms_or_null(topicstats_percentile_ms(&latency, 0.95), &nulls[17]);
+	values[18] = ms_or_null(topicstats_percentile_ms(&latency, 0.99), &nulls[18]);
+	values[19] = ms_or_null(latency.count ? latency.max_us / 1000.0 : -1, &nulls[19]);
+	values[20] = Float8GetDatum(brokers->batch_messages_avg);
+	values[21] = Float8GetDatum(brokers->batch_messages_p99);
+	values[22] = Int64GetDatum(connects);
+	values[23] = Int64GetDatum(disconnects);
+	values[24] = TimestampTzGetDatum(snap.reset_at);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
-static void
-json_key_string(StringInfo buf, const char *key, const char *value)
-{
-	appendStringInfo(buf, "\"%s\": ", key);
-	escape_json(buf, value);
-	appendStringInfoString(buf, ", ");
-}
-
-/* the health verdict and the check behind each part of it */
-static const char *
-health_status(const MetricsSnapshot *snap, bool running, double fill,
-			  StringInfo checks)
-{
-	bool		unhealthy = false;
-	bool		degraded = false;
-	const SkMetrics *st = &snap->status;
-
-	appendStringInfoChar(checks, '{');
-	json_key_string(checks, "worker", running ? "ok" : "not running");
-	unhealthy |= !running;
-
-	json_key_string(checks, "producer", st->producer_ready ? "ok" :
-					"not started (see last_error and the server log)");
-	unhealthy |= running && !st->producer_ready;
-
-	if (st->brokers_total == 0)
-		json_key_string(checks, "brokers", "connecting");
-	else if (st->brokers_up == 0 && st->brokers_down > 0)
-		json_key_string(checks, "brokers", "all brokers down");
-	else if (st->brokers_down > 0)
-		json_key_string(checks, "brokers", "some brokers down");
-	else
-		json_key_string(checks, "brokers", "ok");
-	unhealthy |= st->brokers_up == 0 && st->brokers_down > 0;
-	degraded |= st->brokers_down > 0;
-
-	json_key_string(checks, "queue", fill >= 0.8 ? "over 80% full" : "ok");
-	degraded |= fill >= 0.8;
-	checks->len -= 2;			/* the last ", " */
-	appendStringInfoChar(checks, '}');
-
-	return unhealthy ? "unhealthy" : degraded ? "degraded" : "healthy";
-}
-
-PG_FUNCTION_INFO_V1(streamkafka_health);
+PG_FUNCTION_INFO_V1(streamkafka_stats_reset);
 
 /*
- * streamkafka_health - kafka_health(): one jsonb with the verdict and the
- * facts behind it
+ * streamkafka_stats_reset - kafka_stats_reset()
  */
 Datum
-streamkafka_health(PG_FUNCTION_ARGS)
+streamkafka_stats_reset(PG_FUNCTION_ARGS)
 {
-	MetricsSnapshot snap;
-	StringInfoData buf;
-	StringInfoData checks;
-	bool		running;
-	double		fill;
-	const SkMetrics *st = &snap.status;
-
 	streamkafka_require_preload();
-	metrics_snapshot(&snap);
-	running = worker_running(&snap);
-	fill = (double) snap.queue_bytes / (double) ring_capacity();
-
-	initStringInfo(&checks);
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	json_key_string(&buf, "status", health_status(&snap, running, fill, &checks));
-	appendStringInfo(&buf, "\"checks\": %s, ", checks.data);
-	json_key_string(&buf, "mode",
-					(st->producer_ready ? st->mock_mode : settings_mock_mode()) ?
-					"mock" : "brokers");
-	json_key_string(&buf, "bootstrap_servers", st->bootstrap);
-	appendStringInfo(&buf, "\"worker_running\": %s, ", running ? "true" : "false");
-	appendStringInfo(&buf, "\"worker_pid\": %d, ", running ? st->worker_pid : 0);
-	appendStringInfo(&buf, "\"producer_ready\": %s, ", st->producer_ready ? "true" : "false");
-	appendStringInfo(&buf, "\"brokers_total\": %d, \"brokers_up\": %d, \"brokers_down\": %d, ",
-					 st->brokers_total, st->brokers_up, st->brokers_down);
-	appendStringInfo(&buf, "\"queue_fill\": %.4f, ", fill);
-	json_key_string(&buf, "last_error", st->last_error);
-	json_key_string(&buf, "version", STREAMKAFKA_VERSION);
-	buf.len -= 2;
-	appendStringInfoChar(&buf, '}');
-
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+	metrics_reset();
+	topicstats_reset();
+	PG_RETURN_VOID();
 }

@@ -32,6 +32,7 @@
 #include "utils/timestamp.h"
 
 #include "breaker.h"
+#include "brokers.h"
 #include "metrics.h"
 #include "mockfault.h"
 #include "parse.h"
@@ -39,6 +40,7 @@
 #include "rdstats.h"
 #include "sender.h"
 #include "settings.h"
+#include "topicstats.h"
 
 #define PRODUCER_LOG_LINES	64
 #define PRODUCER_LOG_LEN	512
@@ -53,7 +55,8 @@ typedef struct ConfPair
 typedef struct TopicEntry
 {
 	char		name[SK_TOPIC_MAX_LEN + 1];
-	rd_kafka_topic_t *rkt;
+	rd_kafka_topic_t *rkt;		/* its opaque points back to this entry */
+	int			stats_slot;		/* in topicstats.c */
 } TopicEntry;
 
 static rd_kafka_t *rk = NULL;
@@ -101,6 +104,7 @@ on_error(rd_kafka_t *handle pg_attribute_unused(), int err, const char *reason,
 
 	snprintf(text, sizeof(text), "%s: %s", rd_kafka_err2name(err), reason);
 	metrics_note_error(text);
+	brokers_note_error(reason);
 	if (err == RD_KAFKA_RESP_ERR__FATAL)
 		fatal_error = true;
 	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
@@ -122,7 +126,10 @@ static void
 on_delivery(rd_kafka_t *handle pg_attribute_unused(), const rd_kafka_message_t *msg,
 			void *opaque pg_attribute_unused())
 {
-	sender_on_delivery((uint64) (uintptr_t) msg->_private, msg->err, msg->len);
+	TopicEntry *topic = rd_kafka_topic_opaque(msg->rkt);
+
+	sender_on_delivery((uint64) (uintptr_t) msg->_private, msg->err, msg->len,
+					   topic->stats_slot);
 }
 
 /*
@@ -295,8 +302,42 @@ producer_conf(char *errstr, size_t errlen)
 	return conf;
 }
 
+/*
+ * producer_client_conf - the settings' connection properties (security
+ * included) for another client of the same cluster, e.g. the monitor's;
+ * bootstrap is the cluster's address (the mock cluster's, in mock mode).
+ * NULL with errstr filled if librdkafka refuses a property.
+ */
+rd_kafka_conf_t *
+producer_client_conf(const char *bootstrap, char *errstr, size_t errlen)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	ConfPair	pairs[PRODUCER_MAX_CONF];
+	int			first_option;
+	int			n = producer_all_pairs(pairs, &first_option);
+	bool		ok = true;
+
+	for (int i = 0; i < n && ok; i++)
+	{
+		if (strcmp(pairs[i].name, "test.mock.num.brokers") == 0 ||
+			strcmp(pairs[i].name, "statistics.interval.ms") == 0 ||
+			strcmp(pairs[i].name, "bootstrap.servers") == 0)
+			continue;
+		ok = rd_kafka_conf_set(conf, pairs[i].name, pairs[i].value, errstr, errlen) == RD_KAFKA_CONF_OK;
+	}
+	free_option_names(pairs, first_option, n);
+	if (ok)
+		ok = rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, errlen) == RD_KAFKA_CONF_OK;
+	if (!ok)
+	{
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	return conf;
+}
+
 /* rd_kafka_new with every signal blocked, so librdkafka's threads get none */
-static rd_kafka_t *
+rd_kafka_t *
 producer_new_handle(rd_kafka_conf_t *conf, char *errstr, size_t errlen)
 {
 	sigset_t	all;
@@ -464,35 +505,51 @@ producer_poll(void)
 	producer_handle_stats();
 }
 
-static rd_kafka_topic_t *
+static TopicEntry *
 producer_topic(const char *name)
 {
 	bool		found;
 	TopicEntry *entry;
 
 	if (last_topic != NULL && strcmp(last_topic->name, name) == 0)
-		return last_topic->rkt;
+		return last_topic;
 	entry = hash_search(topics, name, HASH_ENTER, &found);
 	if (!found)
-		entry->rkt = rd_kafka_topic_new(rk, name, NULL);
+	{
+		rd_kafka_topic_conf_t *conf = rd_kafka_topic_conf_new();
+
+		rd_kafka_topic_conf_set_opaque(conf, entry);
+		entry->rkt = rd_kafka_topic_new(rk, name, conf);
+		entry->stats_slot = topicstats_slot(name);
+	}
 	last_topic = entry;
-	return entry->rkt;
+	return entry;
 }
 
-/* does a packed header list have a header called name? */
-static bool
-has_header(const char *packed, int count, const char *name)
+/*
+ * producer_topic_slot - the statistics slot of a topic (topicstats.c)
+ */
+int
+producer_topic_slot(const char *name)
 {
-	for (int i = 0; i < count; i++)
-	{
-		SkPackedHeader ph;
+	return producer_topic(name)->stats_slot;
+}
 
-		memcpy(&ph, packed, sizeof(ph));
-		if (strcmp(packed + sizeof(ph), name) == 0)
-			return true;
-		packed += sizeof(ph) + ph.name_len + 1 + Max(ph.value_len, 0);
-	}
-	return false;
+/*
+ * producer_stats_reset - kafka_stats_reset() emptied the topic statistics:
+ * look the slots up again
+ */
+void
+producer_stats_reset(void)
+{
+	HASH_SEQ_STATUS seq;
+	TopicEntry *entry;
+
+	if (topics == NULL)
+		return;
+	hash_seq_init(&seq, topics);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+		entry->stats_slot = topicstats_slot(entry->name);
 }
 
 /* append packed headers to vus, skipping names already in "unless" */
@@ -508,7 +565,7 @@ add_headers(rd_kafka_vu_t *vus, int n, const char *p, int count,
 		memcpy(&ph, p, sizeof(ph));
 		name = p + sizeof(ph);
 		p = name + ph.name_len + 1;
-		if (unless == NULL || !has_header(unless, unless_count, name))
+		if (unless == NULL || !event_has_header(unless, unless_count, name))
 		{
 			vus[n].vtype = RD_KAFKA_VTYPE_HEADER;
 			vus[n].u.header.name = name;
@@ -546,7 +603,7 @@ producer_send(const SkEventView *event, bool copy_value, uint64 opaque)
 	}
 
 	vus[n].vtype = RD_KAFKA_VTYPE_RKT;
-	vus[n++].u.rkt = producer_topic(event->topic);
+	vus[n++].u.rkt = producer_topic(event->topic)->rkt;
 	vus[n].vtype = RD_KAFKA_VTYPE_PARTITION;
 	vus[n++].u.i32 = h->partition < 0 ? RD_KAFKA_PARTITION_UA : h->partition;
 	if (h->key_len >= 0)
@@ -624,4 +681,5 @@ producer_stop(int flush_timeout_ms)
 	free(pending_stats);
 	pending_stats = NULL;
 	metrics_producer_state(false, settings_mock_mode(), "");
+	brokers_clear();
 }

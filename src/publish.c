@@ -87,6 +87,39 @@ publish_check_size(const SkEvent *event)
 }
 
 /*
+ * publish_add_traceparent - with streamkafka.traceparent set, the event gets
+ * a traceparent header (unless it has one), so consumers continue the trace
+ */
+static void
+publish_add_traceparent(SkEvent *event)
+{
+	static StringInfo buf = NULL;
+	SkPackedHeader ph;
+
+	if (sk_traceparent == NULL || sk_traceparent[0] == '\0' ||
+		event_has_header(event->headers, event->nheaders, "traceparent"))
+		return;
+	if (buf == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		buf = makeStringInfo();
+		MemoryContextSwitchTo(old);
+	}
+	resetStringInfo(buf);
+	if (event->headers_len > 0)
+		appendBinaryStringInfo(buf, event->headers, event->headers_len);
+	ph.name_len = strlen("traceparent");
+	ph.value_len = strlen(sk_traceparent);
+	appendBinaryStringInfo(buf, (const char *) &ph, sizeof(ph));
+	appendBinaryStringInfo(buf, "traceparent", ph.name_len + 1);
+	appendBinaryStringInfo(buf, sk_traceparent, ph.value_len);
+	event->headers = buf->data;
+	event->headers_len = buf->len;
+	event->nheaders++;
+}
+
+/*
  * publish - check an event (topic as given, before the prefix) and queue it
  * with the transaction or at once; returns its id
  */
@@ -97,6 +130,7 @@ publish(SkEvent *event, bool transactional)
 	int64		event_id;
 
 	publish_topic(event);
+	publish_add_traceparent(event);
 	publish_check_size(event);
 	size = event_packed_size(event);
 	event_id = event->retry_id != 0 ? event->retry_id : ring_next_event_id();

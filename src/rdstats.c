@@ -1,8 +1,9 @@
 /*
  * rdstats.c
  *		Reads the statistics JSON librdkafka emits every
- *		statistics.interval.ms and records the brokers' connection states for
- *		kafka_health() and the circuit breaker.  Runs in the worker, after rd_kafka_poll() returned,
+ *		statistics.interval.ms: the brokers' connection states for
+ *		kafka_health() and the circuit breaker, each broker's facts for
+ *		kafka_brokers, and batch sizes.  Runs in the worker, after rd_kafka_poll() returned,
  *		never inside a librdkafka callback (it may raise an ERROR, which the
  *		caller catches).
  */
@@ -14,6 +15,7 @@
 #include "utils/numeric.h"
 
 #include "breaker.h"
+#include "brokers.h"
 #include "metrics.h"
 #include "rdstats.h"
 
@@ -75,44 +77,122 @@ broker_count(BrokerCounts *counts, int state)
 	counts->down += state < 0;
 }
 
+/* a nested object field of a JSON object, or NULL */
+static JsonbContainer *
+json_object_member(JsonbContainer *object, const char *key)
+{
+	JsonbValue	tmp;
+	JsonbValue *v = getKeyJsonValueFromContainer(object, key, strlen(key), &tmp);
+
+	return v != NULL && v->type == jbvBinary ? v->val.binary.data : NULL;
+}
+
+/* one broker entry of the statistics, as kafka_brokers shows it */
+static void
+broker_describe(JsonbContainer *broker, SkBroker *out)
+{
+	JsonbContainer *rtt = json_object_member(broker, "rtt");
+	int			len = 0;
+	const char *text;
+
+	memset(out, 0, sizeof(SkBroker));
+	text = json_string_field(broker, "name", &len);
+	if (text)
+		strlcpy(out->name, text, Min(len + 1, SK_BROKER_NAME_LEN));
+	text = json_string_field(broker, "state", &len);
+	if (text)
+		strlcpy(out->state, text, Min(len + 1, (int) sizeof(out->state)));
+	out->id = (int32) json_int_field(broker, "nodeid", -1);
+	out->rtt_avg_us = rtt ? json_int_field(rtt, "avg", 0) : 0;
+	out->rtt_p99_us = rtt ? json_int_field(rtt, "p99", 0) : 0;
+	out->requests_waiting = json_int_field(broker, "outbuf_cnt", 0) +
+		json_int_field(broker, "waitresp_cnt", 0);
+	out->connects = json_int_field(broker, "connects", 0);
+	out->disconnects = json_int_field(broker, "disconnects", 0);
+}
+
+/* batch sizes (messages per batch) of the topic that sent the most batches */
+static void
+batch_sizes(JsonbContainer *stats, SkBrokerSnapshot *snap)
+{
+	JsonbContainer *topics = json_object_member(stats, "topics");
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	int64		most = 0;
+
+	if (topics == NULL)
+		return;
+	it = JsonbIteratorInit(topics);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		JsonbContainer *batchcnt;
+		int64		cnt;
+
+		if (tok != WJB_VALUE || v.type != jbvBinary ||
+			(batchcnt = json_object_member(v.val.binary.data, "batchcnt")) == NULL)
+			continue;
+		cnt = json_int_field(batchcnt, "cnt", 0);
+		if (cnt <= most)
+			continue;
+		most = cnt;
+		snap->batch_messages_avg = json_int_field(batchcnt, "avg", 0);
+		snap->batch_messages_p99 = json_int_field(batchcnt, "p99", 0);
+	}
+}
+
 /*
- * rdstats_process - count the cluster's brokers by state.  Brokers learned
- * from metadata count; the configured bootstrap entries count only while no
- * broker was ever learned (then they are all there is: e.g. every bootstrap
- * address refuses connections).
+ * rdstats_process - count the cluster's brokers by state and describe each.
+ * Brokers learned from metadata count; the configured bootstrap entries
+ * count only while no broker was ever learned (then they are all there is:
+ * e.g. every bootstrap address refuses connections).
  */
 void
 rdstats_process(const char *json)
 {
 	Jsonb	   *stats = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
-	JsonbValue	tmp;
-	JsonbValue *brokers;
+	JsonbContainer *brokers = json_object_member(&stats->root, "brokers");
 	JsonbIterator *it;
 	JsonbIteratorToken tok;
 	JsonbValue	v;
 	BrokerCounts learned = {0};
 	BrokerCounts configured = {0};
+	SkBrokerSnapshot *snap = palloc0(sizeof(SkBrokerSnapshot));
+	SkBrokerSnapshot *bootstrap = palloc0(sizeof(SkBrokerSnapshot));
 
-	brokers = getKeyJsonValueFromContainer(&stats->root, "brokers", 7, &tmp);
-	if (brokers == NULL || brokers->type != jbvBinary)
+	if (brokers == NULL)
 		return;
-
-	it = JsonbIteratorInit(brokers->val.binary.data);
+	it = JsonbIteratorInit(brokers);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
 		const char *source;
 		int			len = 0;
+		JsonbContainer *broker;
 
 		if (tok != WJB_VALUE || v.type != jbvBinary)
 			continue;
-		source = json_string_field(v.val.binary.data, "source", &len);
-		if (json_int_field(v.val.binary.data, "nodeid", -1) >= 0)
-			broker_count(&learned, broker_state(v.val.binary.data));
+		broker = v.val.binary.data;
+		source = json_string_field(broker, "source", &len);
+		if (json_int_field(broker, "nodeid", -1) >= 0)
+		{
+			broker_count(&learned, broker_state(broker));
+			if (snap->count < SK_MAX_BROKERS)
+				broker_describe(broker, &snap->brokers[snap->count++]);
+		}
 		else if (source && len == 10 && memcmp(source, "configured", 10) == 0)
-			broker_count(&configured, broker_state(v.val.binary.data));
+		{
+			broker_count(&configured, broker_state(broker));
+			if (bootstrap->count < SK_MAX_BROKERS)
+				broker_describe(broker, &bootstrap->brokers[bootstrap->count++]);
+		}
 	}
 	if (learned.total == 0)
+	{
 		learned = configured;
+		snap = bootstrap;
+	}
+	batch_sizes(&stats->root, snap);
 	metrics_set_brokers(learned.total, learned.up, learned.down);
+	brokers_publish(snap);
 	breaker_brokers_seen(learned.up, learned.down);
 }

@@ -106,6 +106,7 @@ ring_shmem_init(void *place)
 	ring_reset_process_state();
 	sk_ring->head = 0;
 	sk_ring->tail = 0;
+	sk_ring->high_water = 0;
 	sk_ring->size = ring_data_size();
 	sk_ring->producer_generation = 0;
 	sk_ring->instance_id = ((uint64) GetCurrentTimestamp() << 16) ^ (uint64) MyProcPid;
@@ -197,6 +198,8 @@ ring_reserve(uint64 length, uint32 nevents, uint64 *off)
 		*ring_field(head, uint64, length) = length;
 	}
 	sk_ring->head = head + length;
+	if (sk_ring->head - sk_ring->tail > sk_ring->high_water)
+		sk_ring->high_water = sk_ring->head - sk_ring->tail;
 	SpinLockRelease(&sk_ring->lock);
 
 	*off = head;
@@ -346,6 +349,23 @@ ring_bounds(uint64 *tail, uint64 *head)
 	*tail = sk_ring->tail;
 	*head = sk_ring->head;
 	SpinLockRelease(&sk_ring->lock);
+}
+
+/*
+ * ring_high_water - the most bytes the queue held; with reset, start again
+ * from what it holds now
+ */
+uint64
+ring_high_water(bool reset)
+{
+	uint64		high;
+
+	SpinLockAcquire(&sk_ring->lock);
+	if (reset)
+		sk_ring->high_water = sk_ring->head - sk_ring->tail;
+	high = sk_ring->high_water;
+	SpinLockRelease(&sk_ring->lock);
+	return high;
 }
 
 /*

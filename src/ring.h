@@ -38,6 +38,7 @@ typedef struct SkRing
 	slock_t		lock;			/* protects head, tail, consumer_latch */
 	uint64		head;			/* next offset to reserve (monotonic) */
 	uint64		tail;			/* oldest offset still owned (monotonic) */
+	uint64		high_water;		/* most bytes ever owned (since a reset) */
 	uint64		size;			/* bytes of data[], multiple of 8 */
 	Latch	   *consumer_latch; /* the worker's latch, NULL if none */
 	pg_atomic_uint32 consumer_sleeping; /* 1 while the worker may sleep */
@@ -94,6 +95,7 @@ extern void ring_set_consumer_latch(void);
 extern void ring_consumer_attach(Latch *latch);
 extern void ring_consumer_detach(void);
 extern void ring_bounds(uint64 *tail, uint64 *head);
+extern uint64 ring_high_water(bool reset);
 extern void ring_release(uint64 new_tail);
 extern void ring_read(uint64 off, void *dst, uint64 len);
 extern void ring_consumer_may_sleep(bool sleeping);

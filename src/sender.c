@@ -36,6 +36,7 @@
 #include "producer.h"
 #include "ring.h"
 #include "sender.h"
+#include "topicstats.h"
 
 #define DROP_LOG_INTERVAL_MS	10000
 
@@ -156,7 +157,7 @@ event_specific_error(rd_kafka_resp_err_t err)
  * the breaker, and hand it to the dead-letter writer (plain C)
  */
 static void
-sender_refuse(uint64 off, rd_kafka_resp_err_t err, const char *topic)
+sender_refuse(uint64 off, rd_kafka_resp_err_t err, const char *topic, int stats_slot)
 {
 	char		text[256];
 
@@ -164,6 +165,7 @@ sender_refuse(uint64 off, rd_kafka_resp_err_t err, const char *topic)
 			 (long long) *EVENT_FIELD(off, int64, event_id),
 			 topic ? " to topic " : "", topic ? topic : "", rd_kafka_err2str(err));
 	metrics_count_failed(text);
+	topicstats_count_failed(stats_slot, text);
 	if (*EVENT_FIELD(off, uint32, flags) & SK_EVENT_RETRY)
 		metrics_count_retried(1);
 	if (!event_specific_error(err))
@@ -189,8 +191,16 @@ sender_walk_event(void)
 		deadletter_add(off);	/* met again after a restart */
 	else if (!event_in_flight(view.header))
 	{
+		int			slot;
+
 		if (!breaker_may_send())
 			return false;
+		slot = producer_topic_slot(view.topic);
+		if (!(view.header->flags & SK_EVENT_COUNTED))
+		{
+			topicstats_count_taken(slot);
+			*EVENT_FIELD(off, uint32, flags) |= SK_EVENT_COUNTED;
+		}
 		err = producer_send(&view, copied, off);
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		{
@@ -204,9 +214,11 @@ sender_walk_event(void)
 			*EVENT_FIELD(off, uint32, sent_generation) = sender.generation;
 			sender.inflight++;
 			breaker_sent();
+			topicstats_count_sent(slot);
+			metrics_count_sent();
 		}
 		else
-			sender_refuse(off, err, view.topic);
+			sender_refuse(off, err, view.topic, slot);
 	}
 	sender.next_event += view.header->length;
 	sender.events_left--;
@@ -352,6 +364,21 @@ sender_log_drops(uint64 dropped)
 	sender.last_drop_log = now;
 }
 
+/* count a dropped event in its topic's statistics */
+static void
+sender_count_topic_drop(uint64 event_off, const SkEventHeader *header)
+{
+	char		topic[SK_TOPIC_MAX_LEN + 1];
+	int			slot;
+
+	ring_read(event_off + sizeof(SkEventHeader), topic, header->topic_len);
+	topic[header->topic_len] = '\0';
+	slot = topicstats_slot(topic);
+	if (!(header->flags & SK_EVENT_COUNTED))
+		topicstats_count_taken(slot);
+	topicstats_count_dropped(slot);
+}
+
 /* drop the block's events not in flight; true if the whole block is finished */
 static bool
 sender_evict_block(uint64 off, uint64 *dropped)
@@ -369,6 +396,7 @@ sender_evict_block(uint64 off, uint64 *dropped)
 		if (!(header.flags & SK_EVENT_SETTLED))
 		{
 			*EVENT_FIELD(event_off, uint32, flags) |= SK_EVENT_DROPPED;
+			sender_count_topic_drop(event_off, &header);
 			(*dropped)++;
 		}
 		event_off += header.length;
@@ -428,7 +456,7 @@ sender_take_delivered_flag(void)
  * C only, no elog)
  */
 void
-sender_on_delivery(uint64 event_off, rd_kafka_resp_err_t err, size_t len)
+sender_on_delivery(uint64 event_off, rd_kafka_resp_err_t err, size_t len, int stats_slot)
 {
 	if (sender.inflight > 0)
 		sender.inflight--;
@@ -442,8 +470,12 @@ sender_on_delivery(uint64 event_off, rd_kafka_resp_err_t err, size_t len)
 	}
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
+		uint64		block = event_off - *EVENT_FIELD(event_off, uint64, block_delta);
+
 		sender_finish_event(event_off, SK_EVENT_DELIVERED);
 		metrics_count_delivered(len);
+		topicstats_count_delivered(stats_slot, len, *ring_field(block, int64, enqueued_at),
+								   GetCurrentTimestamp());
 		breaker_success();
 		if (*EVENT_FIELD(event_off, uint32, flags) & SK_EVENT_RETRY)
 		{
@@ -453,7 +485,7 @@ sender_on_delivery(uint64 event_off, rd_kafka_resp_err_t err, size_t len)
 		sender.delivered_since_check = true;
 		return;
 	}
-	sender_refuse(event_off, err, NULL);
+	sender_refuse(event_off, err, NULL, stats_slot);
 }
 
 /*

@@ -37,6 +37,13 @@ int			sk_shutdown_timeout_ms = 10000;
 int			sk_breaker_failure_threshold = 5;
 int			sk_breaker_recovery_timeout_ms = 10000;
 char	   *sk_database = NULL;
+int			sk_max_topics = 100;
+char	   *sk_lag_groups = NULL;
+int			sk_lag_interval_ms = 30000;
+int			sk_lag_alert_threshold = 10000;
+int			sk_http_port = 0;
+char	   *sk_http_listen_address = NULL;
+char	   *sk_traceparent = NULL;
 int			sk_batch_size = 1000000;
 int			sk_batch_num_messages = 10000;
 int			sk_message_max_bytes = 1000000;
@@ -183,6 +190,37 @@ bool
 settings_topic_allowed(const char *topic, int len)
 {
 	return parse_topic_allowed(sk_allowed_topics, topic, len);
+}
+
+/* a W3C trace context: 2 hex - 32 hex - 16 hex - 2 hex, or empty */
+static bool
+check_traceparent(char **newval, void **extra pg_attribute_unused(),
+				  GucSource source pg_attribute_unused())
+{
+	static const int field_len[] = {2, 32, 16, 2};
+	const char *p = *newval;
+
+	if (p == NULL || *p == '\0')
+		return true;
+	for (int f = 0; f < 4; f++)
+	{
+		for (int i = 0; i < field_len[f]; i++, p++)
+			if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			{
+				GUC_check_errdetail("A traceparent is version-traceid-parentid-flags in lower-case hex, "
+									"e.g. 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01.");
+				return false;
+			}
+		if (*p != (f < 3 ? '-' : '\0'))
+		{
+			GUC_check_errdetail("A traceparent is version-traceid-parentid-flags in lower-case hex, "
+								"e.g. 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01.");
+			return false;
+		}
+		if (f < 3)
+			p++;
+	}
+	return true;
 }
 
 static bool
@@ -420,6 +458,12 @@ settings_define(void)
 							&sk_breaker_recovery_timeout_ms, 10000, 100, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("streamkafka.max_topics",
+							"Topics counted one by one in kafka_topic_stats; further topics share one row.",
+							NULL,
+							&sk_max_topics, 100, 1, 10000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
 	DefineCustomStringVariable("streamkafka.database",
 							   "Database the worker connects to, to write dead letters into its kafka_dead_letters table.",
 							   "Create the extension in that database.",
@@ -554,6 +598,42 @@ settings_define(void)
 							   "Publishing to any other topic fails with SQLSTATE 42501.",
 							   &sk_allowed_topics, "",
 							   PGC_SUSET, 0, check_allowed_topics, assign_allowed_topics, NULL);
+
+	DefineCustomStringVariable("streamkafka.lag_groups",
+							   "Consumer groups whose lag the monitor worker reads: a comma-separated list, '*' for every group with offsets on our topics, or empty for none.",
+							   NULL,
+							   &sk_lag_groups, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.lag_interval_ms",
+							"How often the monitor worker refreshes consumer lag and topic metadata (0: never).",
+							NULL,
+							&sk_lag_interval_ms, 30000, 0, 86400000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.lag_alert_threshold",
+							"Lag (messages, of one group on one topic) above which kafka_health() says degraded (0: no check).",
+							NULL,
+							&sk_lag_alert_threshold, 10000, 0, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.http_port",
+							"TCP port on which the monitor worker serves /metrics and /health (0: off).",
+							NULL,
+							&sk_http_port, 0, 0, 65535,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("streamkafka.http_listen_address",
+							   "IPv4 address the /metrics and /health endpoint binds to.",
+							   NULL,
+							   &sk_http_listen_address, "127.0.0.1",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("streamkafka.traceparent",
+							   "W3C trace context added as a traceparent header to the events this session publishes.",
+							   "Set it from the application's current span, e.g. SET LOCAL streamkafka.traceparent = '00-...-...-01'.",
+							   &sk_traceparent, "",
+							   PGC_USERSET, 0, check_traceparent, NULL, NULL);
 
 	MarkGUCPrefixReserved("streamkafka");
 }

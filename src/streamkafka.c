@@ -28,7 +28,9 @@
 #include "storage/shmem.h"
 
 #include "breaker.h"
+#include "brokers.h"
 #include "compat.h"
+#include "lag.h"
 #include "metrics.h"
 #include "mockfault.h"
 #include "pending.h"
@@ -36,6 +38,7 @@
 #include "settings.h"
 #include "spill.h"
 #include "streamkafka.h"
+#include "topicstats.h"
 
 PG_MODULE_MAGIC;
 
@@ -68,7 +71,9 @@ streamkafka_map_survivor_memory(void)
 static Size
 streamkafka_shmem_size(void)
 {
-	return add_size(breaker_shmem_size(), mockfault_shmem_size());
+	return add_size(add_size(breaker_shmem_size(), mockfault_shmem_size()),
+					add_size(add_size(topicstats_shmem_size(), brokers_shmem_size()),
+							 lag_shmem_size()));
 }
 
 #if PG_VERSION_NUM >= 150000
@@ -78,6 +83,7 @@ streamkafka_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(streamkafka_shmem_size());
+	RequestNamedLWLockTranche("streamkafka", SK_LWLOCKS);
 }
 #endif
 
@@ -90,6 +96,9 @@ streamkafka_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	breaker_shmem_init();
 	mockfault_shmem_init();
+	topicstats_shmem_init();
+	brokers_shmem_init();
+	lag_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 
 	/* the rest happens in the postmaster, before any other process exists */
@@ -108,6 +117,21 @@ streamkafka_shmem_startup(void)
 		metrics_shmem_init(survivor_memory + ring_shmem_size(), false, 0);
 	/* saved events go first */
 	spill_load();
+}
+
+static void
+streamkafka_register_monitor(void)
+{
+	BackgroundWorker worker = {0};
+
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
+	worker.bgw_restart_time = 5;
+	strlcpy(worker.bgw_library_name, "streamkafka", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "streamkafka_monitor_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "streamkafka monitor", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "streamkafka monitor", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
 }
 
 static void
@@ -139,12 +163,14 @@ _PG_init(void)
 	shmem_request_hook = streamkafka_shmem_request;
 #else
 	RequestAddinShmemSpace(streamkafka_shmem_size());
+	RequestNamedLWLockTranche("streamkafka", SK_LWLOCKS);
 #endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = streamkafka_shmem_startup;
 
 	pending_init();
 	streamkafka_register_worker();
+	streamkafka_register_monitor();
 	streamkafka_preloaded = true;
 }
 

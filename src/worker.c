@@ -37,6 +37,7 @@
 #include "sender.h"
 #include "settings.h"
 #include "spill.h"
+#include "topicstats.h"
 
 #define WORKER_BATCH		10000	/* events sent per loop turn */
 #define WORKER_IDLE_MS		1000
@@ -126,6 +127,8 @@ worker_step(void)
 		worker_start_producer(0);
 
 	producer_apply_mock_faults();
+	if (topicstats_reset_seen())
+		producer_stats_reset();
 	producer_poll();
 	breaker_tick(sender_in_flight());
 	evict = ring_take_eviction_request();

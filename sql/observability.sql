@@ -1,0 +1,68 @@
+-- observability: per-topic counters and latency, brokers, reset, the
+-- Prometheus text, traceparent headers, and the monitor views' shapes
+
+CREATE FUNCTION wait_for(query text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    ok boolean := false;
+BEGIN
+    FOR turn IN 1 .. 600 LOOP
+        EXECUTE query INTO ok;
+        EXIT WHEN ok;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+    RETURN ok;
+END
+$$;
+
+SELECT count(kafka_publish('regress.obs', 'v' || g, transactional => false))
+  FROM generate_series(1, 10) g;
+SELECT wait_for($$SELECT delivered = 10 FROM kafka_topic_stats WHERE topic = 'regress.obs'$$);
+SELECT topic, queued, sent, delivered, failed, dropped, dead_lettered, bytes,
+       latency_p50_ms <= latency_p95_ms AND latency_p95_ms <= latency_p99_ms
+         AND latency_p99_ms <= latency_max_ms AS percentiles_ordered,
+       last_delivered_at IS NOT NULL AS has_last_delivery
+  FROM kafka_topic_stats WHERE topic = 'regress.obs';
+SELECT latency_p50_ms >= 0 AS latency, queue_high_water_bytes > 0 AS high_water,
+       sent >= delivered AS sent_covers_delivered
+  FROM kafka_stats;
+
+-- the mock cluster's three brokers, as librdkafka's statistics show them
+SELECT wait_for($$SELECT count(*) = 3 AND bool_and(state = 'UP') FROM kafka_brokers$$);
+SELECT id, state, connects >= 1 AS connected, rtt_avg_ms >= 0 AS rtt
+  FROM kafka_brokers ORDER BY id;
+
+-- a reset starts the counters again; queued restarts at what the queue holds
+SELECT kafka_stats_reset();
+SELECT delivered, failed, dropped, dead_lettered, queued = queue_events AS identity,
+       stats_reset_at > now() - interval '1 minute' AS just_reset
+  FROM kafka_stats;
+SELECT count(*) AS topics_after_reset FROM kafka_topic_stats;
+
+-- Prometheus text: HELP and TYPE for every family, the info and breaker series
+SELECT count(*) FILTER (WHERE line LIKE '# HELP %') = count(*) FILTER (WHERE line LIKE '# TYPE %')
+         AS help_for_every_type,
+       bool_or(line LIKE 'streamkafka_info{version="0.2.0",mode="mock",%} 1') AS info,
+       bool_or(line = 'streamkafka_breaker_state{state="closed"} 1') AS breaker_closed,
+       bool_or(line = 'streamkafka_delivery_latency_seconds_bucket{le="+Inf"} 0') AS histogram_after_reset,
+       bool_or(line = 'streamkafka_brokers{state="total"} 3') AS brokers
+  FROM regexp_split_to_table(kafka_metrics_prometheus(), E'\n') AS line;
+
+-- traceparent: checked when set; added to events that have none
+SELECT try($$SET streamkafka.traceparent = 'nonsense'$$);
+SELECT try($$SET streamkafka.traceparent = '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01'$$);
+BEGIN;
+SET LOCAL streamkafka.traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+SELECT kafka_publish('regress.trace', 'traced') > 0 AS queued;
+SELECT kafka_publish('regress.trace', 'own', headers => '{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "x": "1"}') > 0 AS queued;
+SELECT value, headers FROM kafka_pending_events();
+ROLLBACK;
+
+-- the monitor's views (lag needs streamkafka.lag_groups; see the TAP tests)
+SELECT attname, format_type(atttypid, atttypmod)
+  FROM pg_attribute WHERE attrelid = 'kafka_consumer_lag'::regclass AND attnum > 0 ORDER BY attnum;
+SELECT attname, format_type(atttypid, atttypmod)
+  FROM pg_attribute WHERE attrelid = 'kafka_topics'::regclass AND attnum > 0 ORDER BY attnum;
+SELECT attname, format_type(atttypid, atttypmod)
+  FROM pg_attribute WHERE attrelid = 'kafka_brokers'::regclass AND attnum > 0 ORDER BY attnum;
+SELECT count(*) AS lag_rows FROM kafka_consumer_lag;

@@ -1,0 +1,49 @@
+/*
+ * brokers.h
+ *		Per-broker connection facts from librdkafka's statistics, behind the
+ *		kafka_brokers view, and the batch sizes seen in them.
+ */
+#ifndef STREAMKAFKA_BROKERS_H
+#define STREAMKAFKA_BROKERS_H
+
+#include "datatype/timestamp.h"
+
+#define SK_MAX_BROKERS		64
+#define SK_BROKER_NAME_LEN	128
+#define SK_BROKER_ERROR_LEN	160
+
+typedef struct SkBroker
+{
+	char		name[SK_BROKER_NAME_LEN];	/* host:port/id as librdkafka names it */
+	int32		id;				/* -1: a bootstrap entry */
+	char		state[16];
+	int64		rtt_avg_us;
+	int64		rtt_p99_us;
+	int64		requests_waiting;	/* queued to send plus awaiting a response */
+	int64		connects;
+	int64		disconnects;
+	char		last_error[SK_BROKER_ERROR_LEN];
+	TimestampTz last_error_at;
+} SkBroker;
+
+typedef struct SkBrokerSnapshot
+{
+	int			count;
+	TimestampTz seen_at;
+	double		batch_messages_avg;	/* of the busiest topic's partitions */
+	double		batch_messages_p99;
+	SkBroker	brokers[SK_MAX_BROKERS];
+} SkBrokerSnapshot;
+
+extern Size brokers_shmem_size(void);
+extern void brokers_shmem_init(void);
+
+/* the worker */
+extern void brokers_note_error(const char *reason);
+extern void brokers_publish(SkBrokerSnapshot *snapshot);
+extern void brokers_clear(void);
+
+/* readers: a palloc'd copy */
+extern SkBrokerSnapshot *brokers_snapshot(void);
+
+#endif							/* STREAMKAFKA_BROKERS_H */

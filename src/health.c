@@ -1,0 +1,179 @@
+/*
+ * health.c
+ *		kafka_health(): one jsonb with the verdict (healthy, degraded,
+ *		unhealthy) and the check behind each part of it.  The same report is
+ *		served on /health by the monitor worker.
+ *
+ * unhealthy: the worker is not running, the producer could not start, no
+ *            broker is up, or the circuit breaker is open.
+ * degraded:  some brokers down, the breaker half open, the queue over 80%
+ *            full, dead letters written in the last 15 minutes, a consumer
+ *            group lagging more than streamkafka.lag_alert_threshold, or a
+ *            topic with under-replicated partitions.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "breaker.h"
+#include "health.h"
+#include "metrics.h"
+#include "lag.h"
+#include "settings.h"
+#include "streamkafka.h"
+
+#define RECENT_DEAD_LETTER_MS	(15 * 60 * 1000)
+
+static const char *const status_names[] = {"healthy", "degraded", "unhealthy"};
+
+typedef struct HealthChecks
+{
+	StringInfoData json;
+	SkHealthStatus status;
+} HealthChecks;
+
+/* one check: its name, what it found, and the status that implies */
+static void
+check(HealthChecks *checks, const char *name, const char *finding, SkHealthStatus status)
+{
+	if (checks->json.len > 1)
+		appendStringInfoString(&checks->json, ", ");
+	escape_json(&checks->json, name);
+	appendStringInfoString(&checks->json, ": ");
+	escape_json(&checks->json, finding);
+	checks->status = Max(checks->status, status);
+}
+
+static void
+check_brokers(HealthChecks *checks, const SkStatsSnapshot *snap)
+{
+	if (snap->brokers_total == 0)
+		check(checks, "brokers", "connecting", SK_HEALTHY);
+	else if (snap->brokers_up == 0 && snap->brokers_down > 0)
+		check(checks, "brokers", "all brokers down", SK_UNHEALTHY);
+	else if (snap->brokers_down > 0)
+		check(checks, "brokers", "some brokers down", SK_DEGRADED);
+	else
+		check(checks, "brokers", "ok", SK_HEALTHY);
+}
+
+static void
+check_breaker(HealthChecks *checks)
+{
+	SkBreakerState state;
+	int			failures;
+	uint64		opened;
+
+	breaker_read(&state, &failures, &opened);
+	if (state == SK_BREAKER_OPEN)
+		check(checks, "breaker", "open: events wait in the queue", SK_UNHEALTHY);
+	else if (state == SK_BREAKER_HALF_OPEN)
+		check(checks, "breaker", "half open: probing", SK_DEGRADED);
+	else
+		check(checks, "breaker", "ok", SK_HEALTHY);
+}
+
+static void
+check_monitor(HealthChecks *checks)
+{
+	int64		lag = monitor_max_lag();
+	int			under = monitor_under_replicated();
+	char		text[128];
+
+	if (sk_lag_alert_threshold > 0 && lag > sk_lag_alert_threshold)
+	{
+		snprintf(text, sizeof(text), "a consumer group lags %lld messages", (long long) lag);
+		check(checks, "consumer_lag", text, SK_DEGRADED);
+	}
+	else
+		check(checks, "consumer_lag", "ok", SK_HEALTHY);
+	if (under > 0)
+	{
+		snprintf(text, sizeof(text), "%d under-replicated partitions", under);
+		check(checks, "topics", text, SK_DEGRADED);
+	}
+	else
+		check(checks, "topics", "ok", SK_HEALTHY);
+}
+
+static void
+json_string(StringInfo buf, const char *key, const char *value)
+{
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+	escape_json(buf, value);
+	appendStringInfoString(buf, ", ");
+}
+
+/*
+ * health_report - the report as JSON text into json; returns the verdict
+ */
+SkHealthStatus
+health_report(StringInfo json)
+{
+	SkStatsSnapshot snap;
+	HealthChecks checks = {{0}, SK_HEALTHY};
+	double		fill;
+	bool		recent_dead_letters;
+
+	metrics_snapshot(&snap);
+	fill = (double) snap.queue_bytes / (double) snap.queue_size;
+	recent_dead_letters = snap.last_dead_letter_at != 0 &&
+		!TimestampDifferenceExceeds(snap.last_dead_letter_at, GetCurrentTimestamp(),
+									RECENT_DEAD_LETTER_MS);
+
+	initStringInfo(&checks.json);
+	appendStringInfoChar(&checks.json, '{');
+	check(&checks, "worker", snap.worker_running ? "ok" : "not running",
+		  snap.worker_running ? SK_HEALTHY : SK_UNHEALTHY);
+	check(&checks, "producer", snap.producer_ready ? "ok" :
+		  "not started (see last_error and the server log)",
+		  snap.producer_ready || !snap.worker_running ? SK_HEALTHY : SK_UNHEALTHY);
+	check_brokers(&checks, &snap);
+	check_breaker(&checks);
+	check(&checks, "queue", fill >= 0.8 ? "over 80% full" : "ok",
+		  fill >= 0.8 ? SK_DEGRADED : SK_HEALTHY);
+	check(&checks, "dead_letters", recent_dead_letters ?
+		  "events were dead-lettered in the last 15 minutes" : "ok",
+		  recent_dead_letters ? SK_DEGRADED : SK_HEALTHY);
+	check_monitor(&checks);
+	appendStringInfoChar(&checks.json, '}');
+
+	appendStringInfoChar(json, '{');
+	json_string(json, "status", status_names[checks.status]);
+	appendStringInfo(json, "\"checks\": %s, ", checks.json.data);
+	json_string(json, "mode", snap.mock_mode ? "mock" : "brokers");
+	json_string(json, "bootstrap_servers", snap.bootstrap);
+	appendStringInfo(json, "\"worker_running\": %s, ", snap.worker_running ? "true" : "false");
+	appendStringInfo(json, "\"worker_pid\": %d, ", snap.worker_running ? snap.worker_pid : 0);
+	appendStringInfo(json, "\"producer_ready\": %s, ", snap.producer_ready ? "true" : "false");
+	appendStringInfo(json, "\"brokers_total\": %d, \"brokers_up\": %d, \"brokers_down\": %d, ",
+					 snap.brokers_total, snap.brokers_up, snap.brokers_down);
+	appendStringInfo(json, "\"queue_fill\": %.4f, ", fill);
+	json_string(json, "last_error", snap.last_error);
+	escape_json(json, "version");
+	appendStringInfoString(json, ": ");
+	escape_json(json, STREAMKAFKA_VERSION);
+	appendStringInfoChar(json, '}');
+	return checks.status;
+}
+
+PG_FUNCTION_INFO_V1(streamkafka_health);
+
+/*
+ * streamkafka_health - kafka_health()
+ */
+Datum
+streamkafka_health(PG_FUNCTION_ARGS)
+{
+	StringInfoData json;
+
+	streamkafka_require_preload();
+	initStringInfo(&json);
+	(void) health_report(&json);
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
+}

@@ -1,0 +1,62 @@
+/*
+ * lag.h
+ *		Consumer lag and the metadata of the topics streamkafka publishes to,
+ *		refreshed by the monitor worker, behind kafka_consumer_lag and
+ *		kafka_topics.
+ */
+#ifndef STREAMKAFKA_LAG_H
+#define STREAMKAFKA_LAG_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "datatype/timestamp.h"
+
+#define SK_MAX_LAG_ROWS			2048
+#define SK_MAX_PARTITION_ROWS	2048
+#define SK_MAX_REPLICAS			8
+
+typedef struct SkLagRow
+{
+	char		group_id[256];
+	char		topic[250];
+	int32		partition;
+	int64		committed_offset;
+	int64		high_watermark;
+	int64		lag;
+} SkLagRow;
+
+typedef struct SkPartitionRow
+{
+	char		topic[250];
+	int32		partition;
+	int32		leader;
+	int16		nreplicas;
+	int16		nisr;
+	int32		replicas[SK_MAX_REPLICAS];
+	int32		isr[SK_MAX_REPLICAS];
+} SkPartitionRow;
+
+typedef struct SkLagSnapshot
+{
+	TimestampTz refreshed_at;
+	char		last_error[256];
+	int64		max_group_lag;	/* largest lag of a group on a topic */
+	int			under_replicated;	/* partitions with fewer in-sync replicas */
+	int			nlag;
+	int			npartitions;
+	SkLagRow	lag[SK_MAX_LAG_ROWS];
+	SkPartitionRow partitions[SK_MAX_PARTITION_ROWS];
+} SkLagSnapshot;
+
+extern Size lag_shmem_size(void);
+extern void lag_shmem_init(void);
+
+/* the monitor worker */
+extern void lag_refresh(rd_kafka_t *rk, int timeout_ms);
+
+/* readers */
+extern SkLagSnapshot *lag_snapshot(void);
+extern int64 monitor_max_lag(void);
+extern int	monitor_under_replicated(void);
+
+#endif							/* STREAMKAFKA_LAG_H */
