@@ -31,6 +31,7 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
+#include "compat.h"
 #include "enqueue.h"
 #include "metrics.h"
 #include "pending.h"
@@ -450,24 +451,11 @@ streamkafka_pending_events(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TupleDesc	desc;
 	Tuplestorestate *store;
-	MemoryContext old;
 
 	streamkafka_require_preload();
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		!(rsinfo->allowedModes & SFRM_Materialize))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("kafka_pending_events must be called in the FROM clause")));
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-
-	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	desc = CreateTupleDescCopy(desc);
-	store = tuplestore_begin_heap(true, false, work_mem);
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = store;
-	rsinfo->setDesc = desc;
-	MemoryContextSwitchTo(old);
+	SK_InitMaterializedSRF(fcinfo);
+	store = rsinfo->setResult;
+	desc = rsinfo->setDesc;
 
 	for (PendingChunk *chunk = first_chunk; chunk != NULL && current_chunk != NULL;
 		 chunk = chunk->next)

@@ -516,7 +516,8 @@ producer_topic(const char *name)
 	entry = hash_search(topics, name, HASH_ENTER, &found);
 	if (!found)
 	{
-		rd_kafka_topic_conf_t *conf = rd_kafka_topic_conf_new();
+		/* a copy of the settings' topic properties (the partitioner) */
+		rd_kafka_topic_conf_t *conf = rd_kafka_default_topic_conf_dup(rk);
 
 		rd_kafka_topic_conf_set_opaque(conf, entry);
 		entry->rkt = rd_kafka_topic_new(rk, name, conf);

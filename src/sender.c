@@ -8,7 +8,8 @@
  * The walk keeps only its position in worker memory.  What it must not forget
  * lives in shared memory, in the event itself: the flags (DELIVERED, DROPPED,
  * DEAD_LETTERED: finished; REFUSED: waiting for the dead-letter table) and
- * sent_generation, the generation of the producer that holds the event.  An event is in flight when it is not finished and its
+ * sent_generation, the generation of the producer that holds the event.  An
+ * event is in flight when it is neither finished nor refused and its
  * sent_generation is the current producer's.  A block is released when all
  * its events are finished; being finished never reverts, so the release scan
  * resumes where it stopped.  So when the worker restarts or builds a new

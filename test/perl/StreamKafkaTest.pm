@@ -20,7 +20,7 @@ use Test::More;
 
 use Exporter 'import';
 our @EXPORT = qw(kafka_bootstrap kafka3_sasl_broker kafka_ctl kafka_ctl_input unique_topic create_topic
-  start_pg_node consume_topic wait_for_finished stats_row);
+  start_pg_node consume_topic wait_for_finished stats_row identity_holds);
 
 my $test_dir = dirname(abs_path(__FILE__)) . '/..';
 my $kafka_ctl = "$test_dir/kafka/kafka-ctl";
@@ -149,6 +149,15 @@ sub stats_row
 	my $json = $node->safe_psql('postgres',
 		'SELECT row_to_json(s) FROM kafka_stats s');
 	return JSON::PP->new->decode($json);
+}
+
+# identity_holds(NODE, WHEN) - the accounting identity of kafka_stats, as a test
+sub identity_holds
+{
+	my ($node, $when) = @_;
+	my $s = stats_row($node);
+	is($s->{queued}, $s->{delivered} + $s->{dropped} + $s->{dead_lettered} + $s->{queue_events},
+		"accounting: queued = delivered + dropped + dead_lettered + queue_events ($when)");
 }
 
 1;

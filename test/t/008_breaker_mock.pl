@@ -20,13 +20,6 @@ my $node = start_pg_node('breaker', '',
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub wait_for { my ($sql, $what) = @_; ok($node->poll_query_until('postgres', $sql), $what); }
 
-sub identity_holds
-{
-	my ($when) = @_;
-	my $s = stats_row($node);
-	is($s->{queued}, $s->{delivered} + $s->{dropped} + $s->{dead_lettered} + $s->{queue_events},
-		"accounting: queued = delivered + dropped + dead_lettered + queue_events ($when)");
-}
 
 wait_for("SELECT (kafka_health()->>'producer_ready')::bool", 'mock producer ready');
 sql("SELECT kafka_publish('orders', 'warm-up', transactional => false)");
@@ -50,7 +43,7 @@ wait_for("SELECT dead_lettered = 3 FROM kafka_stats", 'three dead letters writte
 is(sql("SELECT string_agg(convert_from(value, 'UTF8') || '/' || convert_from(key, 'UTF8') || '/' || (headers->>'h') || '/' || error_name || '/' || attempts, ',' ORDER BY id) FROM kafka_dead_letters"),
 	'bad-1/k1/1/NOT_ENOUGH_REPLICAS/1,bad-2/k2/2/NOT_ENOUGH_REPLICAS/1,bad-3/k3/3/NOT_ENOUGH_REPLICAS/1',
 	'dead letters keep value, key, headers, error and attempts');
-identity_holds('after the dead letters');
+identity_holds($node, 'after the dead letters');
 
 # 2. while open, events wait in the queue
 sql("SELECT count(kafka_publish('orders', 'held-' || g)) FROM generate_series(1, 5) g");
@@ -59,7 +52,7 @@ my $s = stats_row($node);
 is($s->{delivered}, 1, 'nothing is sent while the breaker is open');
 is($s->{queue_events}, 5, 'the five new events wait in the queue');
 is(sql("SELECT state FROM kafka_breaker"), 'open', 'still open before the recovery timeout');
-identity_holds('while open');
+identity_holds($node, 'while open');
 
 # 3. recovery timeout (reloaded) -> half open -> the probe succeeds -> closed
 sql("ALTER SYSTEM SET streamkafka.breaker_recovery_timeout_ms = 300");
@@ -79,7 +72,7 @@ is( sql("BEGIN; SELECT kafka_retry_dead_letters(min_id => 0);"
 	'three dead letters queued again, marked, and not queued twice');
 wait_for("SELECT delivered = 9 AND retried = 3 FROM kafka_stats", 'retried dead letters delivered');
 wait_for("SELECT count(*) = 0 FROM kafka_dead_letters", 'delivered dead letters leave the table');
-identity_holds('after the retry');
+identity_holds($node, 'after the retry');
 
 # 5. every broker down: opens from the statistics; a probe that gets no answer
 #    opens it again; brokers back: closed, everything delivered
@@ -90,7 +83,7 @@ sql("SELECT count(kafka_publish('orders', 'outage-' || g)) FROM generate_series(
 wait_for("SELECT state = 'open' AND opened_count = 2 FROM kafka_breaker", 'brokers down open the breaker');
 like(sql("SELECT last_error FROM kafka_breaker"), qr/no broker is up|down/i, 'the reason is the brokers');
 wait_for("SELECT opened_count >= 3 FROM kafka_breaker", 'a failed probe opens it again');
-identity_holds('during the outage');
+identity_holds($node, 'during the outage');
 sql("SELECT kafka_mock_fault('brokers_up')");
 wait_for("SELECT state = 'closed' FROM kafka_breaker", 'brokers back: closed');
 wait_for("SELECT delivered = 19 FROM kafka_stats", 'events queued during the outage delivered');
@@ -102,7 +95,7 @@ sql("SELECT count(kafka_publish('orders', 'slow-' || g)) FROM generate_series(1,
 wait_for("SELECT delivered = 24 FROM kafka_stats", 'events delivered through 300 ms of latency');
 is(sql("SELECT state || ' ' || consecutive_failures FROM kafka_breaker"), 'closed 0', 'latency does not trip the breaker');
 sql("SELECT kafka_mock_fault('rtt', 0)");
-identity_holds('at the end');
+identity_holds($node, 'at the end');
 
 $node->stop;
 done_testing();

@@ -24,13 +24,6 @@ my $node = start_pg_node('resilience', $bootstrap,
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
-sub identity_holds
-{
-	my ($when) = @_;
-	my $s = stats_row($node);
-	is($s->{queued}, $s->{delivered} + $s->{dropped} + $s->{dead_lettered} + $s->{queue_events},
-		"accounting: queued = delivered + dropped + dead_lettered + queue_events ($when)");
-}
 
 # payload counts of a topic: (distinct, duplicates)
 sub tally
@@ -69,7 +62,7 @@ my $during = publish_range($topic, 20001, 80000);
 ok($node->poll_query_until('postgres', "SELECT state = 'open' FROM kafka_breaker"),
 	'the breaker opens while the broker is down');
 is(sql("SELECT kafka_health()->>'status'"), 'unhealthy', 'kafka_health() says unhealthy');
-identity_holds('broker down');
+identity_holds($node, 'broker down');
 sleep(30 - (time - $t_stop)) if time - $t_stop < 30;
 broker('start');
 my $after = publish_range($topic, 80001, 100000);
@@ -83,7 +76,7 @@ my ($distinct, $dups) = tally($topic);
 is($distinct, 100000, 'all 100,000 events arrived');
 is($dups, 0, 'none twice (idempotent producer)');
 is(stats_row($node)->{delivered}, 100000, 'delivered matches the consumer');
-identity_holds('after the outage');
+identity_holds($node, 'after the outage');
 
 # --- 2. PostgreSQL restarted (fast) with a backlog while the broker is down
 my $topic2 = unique_topic('pgrestart');
@@ -98,7 +91,7 @@ wait_for_finished($node, 10000);
 ($distinct, $dups) = tally($topic2);
 is($distinct, 10000, 'the backlog arrived after both came back');
 is($dups, 0, 'none twice');
-identity_holds('after the restart');
+identity_holds($node, 'after the restart');
 
 # --- 3. the worker SIGKILLed mid-stream: a crash restart keeps the queue
 my $topic3 = unique_topic('sigkill');
@@ -122,7 +115,7 @@ my $counts;
 ($distinct, $dups, $counts) = tally($topic3);
 is($distinct, 200000, 'none of the 200,000 events was lost');
 ok($dups <= $unacked, "duplicates ($dups) only among the $unacked unacknowledged at the kill");
-identity_holds('after the crash restart');
+identity_holds($node, 'after the crash restart');
 
 $node->stop;
 done_testing();
