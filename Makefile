@@ -64,6 +64,11 @@ $(OBJS): $(wildcard $(srcdir)/src/*.h)
 fuzz:
 	fuzz/run
 
+# header JSON and envelopes with random inputs against oracles, FUZZ_SECONDS (60)
+.PHONY: fuzz-sql
+fuzz-sql:
+	fuzz/run-sql
+
 # the TAP suite with every PostgreSQL process under valgrind (minutes)
 .PHONY: valgrind-tap
 valgrind-tap:

@@ -140,8 +140,12 @@ breaker_failure(const char *why)
 void
 breaker_success(void)
 {
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now;
 
+	/* the common case, read without the lock: only the worker writes */
+	if (sk_breaker->state == SK_BREAKER_CLOSED && sk_breaker->consecutive_failures == 0)
+		return;
+	now = GetCurrentTimestamp();
 	SpinLockAcquire(&sk_breaker->lock);
 	sk_breaker->consecutive_failures = 0;
 	if (sk_breaker->state == SK_BREAKER_HALF_OPEN)

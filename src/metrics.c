@@ -3,9 +3,10 @@
  *		Delivery counters and the worker's status in shared memory, and the
  *		SQL functions behind the kafka_stats view and kafka_health().
  *
- * Counters are atomics: backends add to queued, rejected, retried and
- * dropped (drop_newest), the worker to delivered, failed (refused by Kafka),
- * dead_lettered and dropped (drop_oldest).
+ * Counters are atomics: backends add to queued, rejected and dropped
+ * (drop_newest) with atomic adds; the worker to dropped (drop_oldest) the
+ * same way, and to the counters only it writes (sent, delivered, failed:
+ * refused by Kafka, dead_lettered, retried) with plain stores.
  * queued = delivered + dropped + dead_lettered + queue_events at every
  * moment; a refused event is in the queue until its dead letter is written.
  * The text and timestamp fields sit under one spinlock, held only to copy
@@ -138,7 +139,7 @@ metrics_count_dropped(uint64 nevents)
 void
 metrics_count_retried(uint32 nevents)
 {
-	pg_atomic_fetch_add_u64(&sk_metrics->retried, nevents);
+	worker_counter_add(&sk_metrics->retried, nevents);
 }
 
 void
@@ -146,7 +147,7 @@ metrics_count_dead_lettered(uint64 nevents)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	pg_atomic_fetch_add_u64(&sk_metrics->dead_lettered, nevents);
+	worker_counter_add(&sk_metrics->dead_lettered, nevents);
 	SpinLockAcquire(&sk_metrics->lock);
 	sk_metrics->last_dead_letter_at = now;
 	SpinLockRelease(&sk_metrics->lock);
@@ -155,14 +156,14 @@ metrics_count_dead_lettered(uint64 nevents)
 void
 metrics_count_sent(void)
 {
-	pg_atomic_fetch_add_u64(&sk_metrics->sent, 1);
+	worker_counter_add(&sk_metrics->sent, 1);
 }
 
 void
 metrics_count_delivered(uint64 bytes)
 {
-	pg_atomic_fetch_add_u64(&sk_metrics->delivered, 1);
-	pg_atomic_fetch_add_u64(&sk_metrics->delivered_bytes, bytes);
+	worker_counter_add(&sk_metrics->delivered, 1);
+	worker_counter_add(&sk_metrics->delivered_bytes, bytes);
 }
 
 /* plain C: safe inside librdkafka callbacks */
@@ -180,7 +181,7 @@ metrics_note_error(const char *error)
 void
 metrics_count_failed(const char *error)
 {
-	pg_atomic_fetch_add_u64(&sk_metrics->failed, 1);
+	worker_counter_add(&sk_metrics->failed, 1);
 	metrics_note_error(error);
 }
 

@@ -500,7 +500,10 @@ void
 producer_poll(void)
 {
 	if (rk != NULL)
+	{
+		sender_poll_begins();
 		rd_kafka_poll(rk, 0);
+	}
 	producer_emit_logs();
 	producer_handle_stats();
 }
@@ -644,6 +647,7 @@ producer_purge_queued(void)
 	if (rk == NULL)
 		return;
 	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE);
+	sender_poll_begins();
 	rd_kafka_poll(rk, 0);
 }
 
@@ -662,6 +666,7 @@ producer_stop(int flush_timeout_ms)
 	if (rk == NULL)
 		return;
 
+	sender_poll_begins();
 	rd_kafka_flush(rk, flush_timeout_ms);
 	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 5000);

@@ -55,6 +55,7 @@ typedef struct SenderState
 	uint64		scan_event;		/* ... and its first event not finished */
 	uint64		dropped_unlogged;
 	TimestampTz last_drop_log;
+	TimestampTz poll_time;		/* when the current poll began (latency) */
 } SenderState;
 
 static SenderState sender;
@@ -476,7 +477,7 @@ sender_on_delivery(uint64 event_off, rd_kafka_resp_err_t err, size_t len, int st
 		sender_finish_event(event_off, SK_EVENT_DELIVERED);
 		metrics_count_delivered(len);
 		topicstats_count_delivered(stats_slot, len, *ring_field(block, int64, enqueued_at),
-								   GetCurrentTimestamp());
+								   sender.poll_time);
 		breaker_success();
 		if (*EVENT_FIELD(event_off, uint32, flags) & SK_EVENT_RETRY)
 		{
@@ -487,6 +488,16 @@ sender_on_delivery(uint64 event_off, rd_kafka_resp_err_t err, size_t len, int st
 		return;
 	}
 	sender_refuse(event_off, err, NULL, stats_slot);
+}
+
+/*
+ * sender_poll_begins - delivery reports are about to be served: their
+ * latency is measured to now
+ */
+void
+sender_poll_begins(void)
+{
+	sender.poll_time = GetCurrentTimestamp();
 }
 
 /*

@@ -15,6 +15,7 @@ extern bool sender_can_send(void);
 extern uint64 sender_evict(uint64 bytes_wanted);
 extern bool sender_take_delivered_flag(void);
 extern bool sender_in_flight(void);
+extern void sender_poll_begins(void);
 extern void sender_on_delivery(uint64 event_off, rd_kafka_resp_err_t err, size_t len,
 							   int stats_slot);
 

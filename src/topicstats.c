@@ -13,7 +13,7 @@
  * event's transaction committed (or the non-transactional call) to its
  * acknowledgement.
  *
- * Counters are atomics.  The topic names and the text fields are guarded by
+ * Counters are atomics, written by the worker alone with plain stores.  The topic names and the text fields are guarded by
  * an LWLock: the worker takes it exclusively to add a topic or record an
  * error (rare), readers share it to copy.  The worker keeps a local map from
  * name to slot, rebuilt when kafka_stats_reset() empties the table (it bumps
@@ -33,6 +33,7 @@
 
 #include "compat.h"
 #include "event.h"
+#include "metrics.h"
 #include "settings.h"
 #include "streamkafka.h"
 #include "topicstats.h"
@@ -202,8 +203,8 @@ latency_add(SkLatency *latency, uint64 us)
 
 	while (bucket < SK_LATENCY_BUCKETS - 1 && ms > sk_latency_bounds_ms[bucket])
 		bucket++;
-	pg_atomic_fetch_add_u64(&latency->buckets[bucket], 1);
-	pg_atomic_fetch_add_u64(&latency->sum_us, us);
+	worker_counter_add(&latency->buckets[bucket], 1);
+	worker_counter_add(&latency->sum_us, us);
 	if (us > max)
 		pg_atomic_write_u64(&latency->max_us, us);	/* one writer: the worker */
 }
@@ -211,13 +212,13 @@ latency_add(SkLatency *latency, uint64 us)
 void
 topicstats_count_taken(int slot)
 {
-	pg_atomic_fetch_add_u64(&sk_topics->slots[slot].queued, 1);
+	worker_counter_add(&sk_topics->slots[slot].queued, 1);
 }
 
 void
 topicstats_count_sent(int slot)
 {
-	pg_atomic_fetch_add_u64(&sk_topics->slots[slot].sent, 1);
+	worker_counter_add(&sk_topics->slots[slot].sent, 1);
 }
 
 /* plain C: called from delivery reports */
@@ -227,8 +228,8 @@ topicstats_count_delivered(int slot, uint64 bytes, TimestampTz enqueued_at, Time
 	SkTopicSlot *s = &sk_topics->slots[slot];
 	uint64		us = now > enqueued_at ? (uint64) (now - enqueued_at) : 0;
 
-	pg_atomic_fetch_add_u64(&s->delivered, 1);
-	pg_atomic_fetch_add_u64(&s->bytes, bytes);
+	worker_counter_add(&s->delivered, 1);
+	worker_counter_add(&s->bytes, bytes);
 	pg_atomic_write_u64(&s->last_delivered_at, (uint64) now);
 	latency_add(&s->latency, us);
 	latency_add(&sk_topics->total, us);
@@ -240,7 +241,7 @@ topicstats_count_failed(int slot, const char *error)
 {
 	SkTopicSlot *s = &sk_topics->slots[slot];
 
-	pg_atomic_fetch_add_u64(&s->failed, 1);
+	worker_counter_add(&s->failed, 1);
 	if (!LWLockConditionalAcquire(sk_topics->lock, LW_EXCLUSIVE))
 		return;
 	strlcpy(s->last_error, error, TOPIC_ERROR_LEN);
@@ -251,13 +252,13 @@ topicstats_count_failed(int slot, const char *error)
 void
 topicstats_count_dropped(int slot)
 {
-	pg_atomic_fetch_add_u64(&sk_topics->slots[slot].dropped, 1);
+	worker_counter_add(&sk_topics->slots[slot].dropped, 1);
 }
 
 void
 topicstats_count_dead_lettered(int slot)
 {
-	pg_atomic_fetch_add_u64(&sk_topics->slots[slot].dead_lettered, 1);
+	worker_counter_add(&sk_topics->slots[slot].dead_lettered, 1);
 }
 
 static void
