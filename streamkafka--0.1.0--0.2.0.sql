@@ -232,3 +232,6 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION kafka_mock_fault(text, integer, integer) IS
     'embedded mock cluster only: brokers_down, brokers_up, produce_errors (value errors of error_code), rtt (value ms)';
 REVOKE ALL ON FUNCTION kafka_mock_fault(text, integer, integer) FROM PUBLIC;
+
+COMMENT ON FUNCTION kafka_flush(integer) IS
+    'wait until every event queued before the call is acknowledged or dead-lettered; false on timeout';

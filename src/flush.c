@@ -1,7 +1,7 @@
 /*
  * flush.c
  *		kafka_flush(): wait until every event queued before the call is
- *		acknowledged by Kafka or given up on.  The one call that waits, and
+ *		acknowledged by Kafka or dead-lettered.  The one call that waits, and
  *		only when asked; the wait is interruptible (Ctrl-C) and bounded.
  */
 #include "postgres.h"

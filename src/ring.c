@@ -13,7 +13,9 @@
  * ----------------
  * - lock (a spinlock) protects head, tail and consumer_latch.  It is held only
  *   for pointer arithmetic and the three header stores of a new block; never
- *   while copying event data.
+ *   while copying event data.  The worker, which alone moves tail, reads head
+ *   without the lock (ring_worker_bounds): head is an atomic, stored after a
+ *   write barrier that follows the new block's header stores.
  * - A producer (any backend) reserves a block under the lock: it checks that
  *   length fits in size - (head - tail), writes the block's state (WRITING),
  *   length and event count, and advances head.  Because those stores happen
@@ -27,7 +29,7 @@
  *   stops at a WRITING block (blocks are sent in reservation order), skips
  *   ABANDONED ones and sends READY ones.  It owns the events' flag and
  *   sent_generation words.  When blocks at the tail are finished (all events
- *   delivered, given up or dropped), it moves tail forward under the lock;
+ *   delivered, dead-lettered or dropped), it moves tail forward under the lock;
  *   only then can producers reuse the space.
  * - Waking: the consumer sets consumer_sleeping before it sleeps and then
  *   looks for work once more; a producer that made a block READY reads the
@@ -104,7 +106,7 @@ ring_shmem_init(void *place)
 	memset(sk_ring->data, 0, ring_data_size());
 
 	ring_reset_process_state();
-	sk_ring->head = 0;
+	pg_atomic_init_u64(&sk_ring->head, 0);
 	sk_ring->tail = 0;
 	sk_ring->high_water = 0;
 	sk_ring->size = ring_data_size();
@@ -133,7 +135,8 @@ ring_recover(void)
 {
 	uint64		unfinished = 0;
 
-	for (uint64 off = sk_ring->tail; off < sk_ring->head; off += *ring_field(off, uint64, length))
+	for (uint64 off = sk_ring->tail; off < pg_atomic_read_u64(&sk_ring->head);
+		 off += *ring_field(off, uint64, length))
 	{
 		uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
 		uint64		event_off = off + SK_BLOCK_HEADER_SIZE;
@@ -177,7 +180,7 @@ ring_reserve(uint64 length, uint32 nevents, uint64 *off)
 	Assert(length % 8 == 0 && length >= SK_BLOCK_HEADER_SIZE);
 
 	SpinLockAcquire(&sk_ring->lock);
-	head = sk_ring->head;
+	head = pg_atomic_read_u64(&sk_ring->head);
 	if (length > sk_ring->size - (head - sk_ring->tail))
 	{
 		SpinLockRelease(&sk_ring->lock);
@@ -197,9 +200,10 @@ ring_reserve(uint64 length, uint32 nevents, uint64 *off)
 		*ring_field(head, uint32, nevents) = nevents;
 		*ring_field(head, uint64, length) = length;
 	}
-	sk_ring->head = head + length;
-	if (sk_ring->head - sk_ring->tail > sk_ring->high_water)
-		sk_ring->high_water = sk_ring->head - sk_ring->tail;
+	pg_write_barrier();			/* the header before head, for the worker */
+	pg_atomic_write_u64(&sk_ring->head, head + length);
+	if (head + length - sk_ring->tail > sk_ring->high_water)
+		sk_ring->high_water = head + length - sk_ring->tail;
 	SpinLockRelease(&sk_ring->lock);
 
 	*off = head;
@@ -347,7 +351,7 @@ ring_bounds(uint64 *tail, uint64 *head)
 {
 	SpinLockAcquire(&sk_ring->lock);
 	*tail = sk_ring->tail;
-	*head = sk_ring->head;
+	*head = pg_atomic_read_u64(&sk_ring->head);
 	SpinLockRelease(&sk_ring->lock);
 }
 
@@ -362,10 +366,23 @@ ring_high_water(bool reset)
 
 	SpinLockAcquire(&sk_ring->lock);
 	if (reset)
-		sk_ring->high_water = sk_ring->head - sk_ring->tail;
+		sk_ring->high_water = pg_atomic_read_u64(&sk_ring->head) - sk_ring->tail;
 	high = sk_ring->high_water;
 	SpinLockRelease(&sk_ring->lock);
 	return high;
+}
+
+/*
+ * ring_worker_bounds - ring_bounds for the worker, without the lock: it
+ * alone moves tail, and head is read atomically; every block header before
+ * head is complete (reserve stores it before head, after a write barrier)
+ */
+void
+ring_worker_bounds(uint64 *tail, uint64 *head)
+{
+	*tail = sk_ring->tail;
+	*head = pg_atomic_read_u64(&sk_ring->head);
+	pg_read_barrier();
 }
 
 /*
@@ -375,7 +392,7 @@ void
 ring_release(uint64 new_tail)
 {
 	SpinLockAcquire(&sk_ring->lock);
-	Assert(new_tail >= sk_ring->tail && new_tail <= sk_ring->head);
+	Assert(new_tail >= sk_ring->tail && new_tail <= pg_atomic_read_u64(&sk_ring->head));
 	sk_ring->tail = new_tail;
 	SpinLockRelease(&sk_ring->lock);
 	ConditionVariableBroadcast(&sk_ring->space_cv);

@@ -35,18 +35,24 @@ typedef struct SkBlockHeader
 typedef struct SkRing
 {
 	uint64		magic;			/* SK_RING_MAGIC once initialised */
-	slock_t		lock;			/* protects head, tail, consumer_latch */
-	uint64		head;			/* next offset to reserve (monotonic) */
+	slock_t		lock;			/* protects head's writes, tail, consumer_latch */
+	pg_atomic_uint64 head;		/* next offset to reserve (monotonic); written
+								 * under lock, read by the worker without it */
 	uint64		tail;			/* oldest offset still owned (monotonic) */
 	uint64		high_water;		/* most bytes ever owned (since a reset) */
 	uint64		size;			/* bytes of data[], multiple of 8 */
 	Latch	   *consumer_latch; /* the worker's latch, NULL if none */
-	pg_atomic_uint32 consumer_sleeping; /* 1 while the worker may sleep */
-	pg_atomic_uint64 next_event_id;
-	pg_atomic_uint64 evict_request; /* bytes drop_oldest sessions need */
-	ConditionVariable space_cv; /* broadcast when space is released */
 	uint32		producer_generation;	/* the worker's current producer (worker only) */
 	uint64		instance_id;	/* differs for every creation of shared memory */
+	ConditionVariable space_cv; /* broadcast when space is released */
+	/* written by backends only, apart from the lock's line */
+	char		pad1[PG_CACHE_LINE_SIZE];
+	pg_atomic_uint64 next_event_id;
+	pg_atomic_uint64 evict_request; /* bytes drop_oldest sessions need */
+	/* written by the worker, read by every backend at commit */
+	char		pad2[PG_CACHE_LINE_SIZE];
+	pg_atomic_uint32 consumer_sleeping; /* 1 while the worker may sleep */
+	char		pad3[PG_CACHE_LINE_SIZE];
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } SkRing;
 
@@ -95,6 +101,7 @@ extern void ring_set_consumer_latch(void);
 extern void ring_consumer_attach(Latch *latch);
 extern void ring_consumer_detach(void);
 extern void ring_bounds(uint64 *tail, uint64 *head);
+extern void ring_worker_bounds(uint64 *tail, uint64 *head);
 extern uint64 ring_high_water(bool reset);
 extern void ring_release(uint64 new_tail);
 extern void ring_read(uint64 off, void *dst, uint64 len);

@@ -75,7 +75,7 @@ sender_rewind(void)
 {
 	uint64		head;
 
-	ring_bounds(&sender.next_block, &head);
+	ring_worker_bounds(&sender.next_block, &head);
 	sender.events_left = 0;
 	sender.backpressure = false;
 	deadletter_forget_all();
@@ -234,7 +234,7 @@ sender_next_block(void)
 	uint64		tail;
 	uint64		head;
 
-	ring_bounds(&tail, &head);
+	ring_worker_bounds(&tail, &head);
 	while (sender.next_block < head)
 	{
 		uint64		off = sender.next_block;
@@ -312,7 +312,7 @@ sender_release(void)
 	uint64		head;
 	uint64		off;
 
-	ring_bounds(&tail, &head);
+	ring_worker_bounds(&tail, &head);
 	for (off = tail; off < sender.next_block && block_finished(off);)
 		off += *ring_field(off, uint64, length);
 	if (off == tail)
@@ -345,7 +345,7 @@ sender_has_work(void)
 		return false;
 	if (sender.events_left > 0)
 		return true;
-	ring_bounds(&tail, &head);
+	ring_worker_bounds(&tail, &head);
 	return sender.next_block < head &&
 		pg_atomic_read_u32(ring_field(sender.next_block, pg_atomic_uint32, state)) != SK_BLOCK_WRITING;
 }
@@ -420,7 +420,7 @@ sender_evict(uint64 bytes_wanted)
 	uint64		dropped = 0;
 
 	producer_purge_queued();
-	ring_bounds(&tail, &head);
+	ring_worker_bounds(&tail, &head);
 	for (off = tail; off < head && off - tail < bytes_wanted;)
 	{
 		uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
