@@ -119,33 +119,19 @@ streamkafka_shmem_startup(void)
 	spill_load();
 }
 
+/* register one of the extension's background workers */
 static void
-streamkafka_register_monitor(void)
+streamkafka_register(const char *function, const char *name, int flags, int restart_s)
 {
 	BackgroundWorker worker = {0};
 
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_flags = flags;
 	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = 5;
+	worker.bgw_restart_time = restart_s;
 	strlcpy(worker.bgw_library_name, "streamkafka", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "streamkafka_monitor_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "streamkafka monitor", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "streamkafka monitor", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
-}
-
-static void
-streamkafka_register_worker(void)
-{
-	BackgroundWorker worker = {0};
-
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = 1;
-	strlcpy(worker.bgw_library_name, "streamkafka", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "streamkafka_worker_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "streamkafka worker", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "streamkafka worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker.bgw_name, name, BGW_MAXLEN);
+	strlcpy(worker.bgw_type, name, BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
 }
 
@@ -169,8 +155,11 @@ _PG_init(void)
 	shmem_startup_hook = streamkafka_shmem_startup;
 
 	pending_init();
-	streamkafka_register_worker();
-	streamkafka_register_monitor();
+	/* the sender: its database connection is for the dead-letter table */
+	streamkafka_register("streamkafka_worker_main", "streamkafka worker",
+						 BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION, 1);
+	streamkafka_register("streamkafka_monitor_main", "streamkafka monitor",
+						 BGWORKER_SHMEM_ACCESS, 5);
 	streamkafka_preloaded = true;
 }
 

@@ -40,14 +40,14 @@ wait_for("SELECT delivered = 2000 FROM kafka_topic_stats WHERE topic = '$fast'",
 is(scalar @{ consume_topic($bootstrap, $fast) }, 2000, 'the consumer reads what kafka_topic_stats counts');
 my $p50_fast = sql("SELECT latency_p50_ms FROM kafka_topic_stats WHERE topic = '$fast'");
 
-sql("ALTER SYSTEM SET streamkafka.linger_ms = 400; SELECT pg_reload_conf()");
+sql("ALTER SYSTEM SET streamkafka.linger_ms = 1500; SELECT pg_reload_conf()");
 sleep 1;
 my $slow = unique_topic('slow');
 create_topic($bootstrap, $slow, 4);
 publish($slow, 2000, ', transactional => false');
 wait_for("SELECT delivered = 2000 FROM kafka_topic_stats WHERE topic = '$slow'", 'slow topic delivered');
 my $p50_slow = sql("SELECT latency_p50_ms FROM kafka_topic_stats WHERE topic = '$slow'");
-diag("latency p50: $p50_fast ms with linger_ms 2, $p50_slow ms with linger_ms 400");
+diag("latency p50: $p50_fast ms with linger_ms 2, $p50_slow ms with linger_ms 1500");
 ok($p50_slow > $p50_fast, 'the median latency rises with linger_ms');
 sql("ALTER SYSTEM SET streamkafka.linger_ms = 2; SELECT pg_reload_conf()");
 
