@@ -283,13 +283,8 @@ deadletter_finish_refused(void)
 	for (int i = 0; i < refused.count; i++)
 	{
 		uint64		off = ((uint64 *) refused.items)[i];
-		SkEventHeader header;
-		char		topic[SK_TOPIC_MAX_LEN + 1];
 
-		ring_read(off, &header, sizeof(header));
-		ring_read(off + sizeof(header), topic, header.topic_len);
-		topic[header.topic_len] = '\0';
-		topicstats_count_dead_lettered(topicstats_slot(topic));
+		topicstats_count_dead_lettered(topicstats_event_slot(off));
 		*(uint32 *) ring_at(off + offsetof(SkEventHeader, flags)) |= SK_EVENT_DEAD_LETTERED;
 	}
 	metrics_count_dead_lettered(refused.count);

@@ -531,15 +531,6 @@ producer_topic(const char *name)
 }
 
 /*
- * producer_topic_slot - the statistics slot of a topic (topicstats.c)
- */
-int
-producer_topic_slot(const char *name)
-{
-	return producer_topic(name)->stats_slot;
-}
-
-/*
  * producer_stats_reset - kafka_stats_reset() emptied the topic statistics:
  * look the slots up again
  */
@@ -584,10 +575,12 @@ add_headers(rd_kafka_vu_t *vus, int n, const char *p, int count,
 /*
  * producer_send - hand one event to librdkafka.  The value is used in place
  * unless copy_value (the event wraps around the ring's end and was copied).
+ * *stats_slot is set to the topic's statistics slot (topicstats.c).
  */
 rd_kafka_resp_err_t
-producer_send(const SkEventView *event, bool copy_value, uint64 opaque)
+producer_send(const SkEventView *event, bool copy_value, uint64 opaque, int *stats_slot)
 {
+	TopicEntry *topic = producer_topic(event->topic);
 	static rd_kafka_vu_t *vus = NULL;
 	static int	max_vus = 0;
 	const SkEventHeader *h = event->header;
@@ -598,6 +591,7 @@ producer_send(const SkEventView *event, bool copy_value, uint64 opaque)
 	const SkPackedHeaders *defaults = sk_default_headers_packed;
 	int			most = 6 + h->nheaders + (defaults ? defaults->count : 0);
 
+	*stats_slot = topic->stats_slot;
 	if (max_vus < most)
 	{
 		if (vus != NULL)
@@ -607,7 +601,7 @@ producer_send(const SkEventView *event, bool copy_value, uint64 opaque)
 	}
 
 	vus[n].vtype = RD_KAFKA_VTYPE_RKT;
-	vus[n++].u.rkt = producer_topic(event->topic)->rkt;
+	vus[n++].u.rkt = topic->rkt;
 	vus[n].vtype = RD_KAFKA_VTYPE_PARTITION;
 	vus[n++].u.i32 = h->partition < 0 ? RD_KAFKA_PARTITION_UA : h->partition;
 	if (h->key_len >= 0)

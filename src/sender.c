@@ -197,13 +197,12 @@ sender_walk_event(void)
 
 		if (!breaker_may_send())
 			return false;
-		slot = producer_topic_slot(view.topic);
+		err = producer_send(&view, copied, off, &slot);
 		if (!(view.header->flags & SK_EVENT_COUNTED))
 		{
 			topicstats_count_taken(slot);
 			*EVENT_FIELD(off, uint32, flags) |= SK_EVENT_COUNTED;
 		}
-		err = producer_send(&view, copied, off);
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		{
 			sender.backpressure = true;
@@ -370,12 +369,8 @@ sender_log_drops(uint64 dropped)
 static void
 sender_count_topic_drop(uint64 event_off, const SkEventHeader *header)
 {
-	char		topic[SK_TOPIC_MAX_LEN + 1];
-	int			slot;
+	int			slot = topicstats_event_slot(event_off);
 
-	ring_read(event_off + sizeof(SkEventHeader), topic, header->topic_len);
-	topic[header->topic_len] = '\0';
-	slot = topicstats_slot(topic);
 	if (!(header->flags & SK_EVENT_COUNTED))
 		topicstats_count_taken(slot);
 	topicstats_count_dropped(slot);

@@ -434,7 +434,7 @@ settings_define(void)
 							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.message_timeout_ms",
-							"How long the producer retries one event before counting it failed (0 = forever).",
+							"How long the producer retries one event before it becomes a dead letter (0 = forever).",
 							NULL,
 							&sk_message_timeout_ms, 300000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);

@@ -34,6 +34,7 @@
 #include "compat.h"
 #include "event.h"
 #include "metrics.h"
+#include "ring.h"
 #include "settings.h"
 #include "streamkafka.h"
 #include "topicstats.h"
@@ -192,6 +193,22 @@ topicstats_slot(const char *topic)
 	}
 	LWLockRelease(sk_topics->lock);
 	return entry->slot;
+}
+
+/*
+ * topicstats_event_slot - the worker: the slot of the event at event_off in
+ * the queue (its topic read from there)
+ */
+int
+topicstats_event_slot(uint64 event_off)
+{
+	SkEventHeader header;
+	char		topic[SK_TOPIC_MAX_LEN + 1];
+
+	ring_read(event_off, &header, sizeof(header));
+	ring_read(event_off + sizeof(header), topic, header.topic_len);
+	topic[header.topic_len] = '\0';
+	return topicstats_slot(topic);
 }
 
 static void

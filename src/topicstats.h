@@ -38,6 +38,7 @@ extern void topicstats_shmem_init(void);
 /* the worker: slot of a topic (-1 never; the overflow slot when full) */
 extern bool topicstats_reset_seen(void);
 extern int	topicstats_slot(const char *topic);
+extern int	topicstats_event_slot(uint64 event_off);
 extern void topicstats_count_taken(int slot);
 extern void topicstats_count_sent(int slot);
 extern void topicstats_count_delivered(int slot, uint64 bytes, TimestampTz enqueued_at,
