@@ -14,6 +14,7 @@ OBJS = \
 	src/trigger.o \
 	src/rowjson.o \
 	src/spill.o \
+	src/staging.o \
 	src/parse.o \
 	src/metrics.o \
 	src/rdstats.o \

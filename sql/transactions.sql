@@ -73,3 +73,28 @@ SELECT kafka_publish('regress.tx', 'fire now', transactional => false) > 0 AS pu
 PREPARE TRANSACTION 'sk_regress_ok';
 COMMIT PREPARED 'sk_regress_ok';
 SELECT queued - :q0 AS queued_after_prepare FROM kafka_stats;
+
+-- a transaction larger than the staging pool (regress.conf: 2MB): its events
+-- span backend memory, a borrowed chunk and backend memory again; a savepoint
+-- rolled back across a chunk boundary discards exactly its own events
+SELECT queued AS q1 FROM kafka_stats \gset
+BEGIN;
+SELECT count(kafka_publish('regress.big', lpad(i::text, 100, '0'))) FROM generate_series(1, 9000) i;
+SAVEPOINT across;
+SELECT count(kafka_publish('regress.big', 'discarded ' || i)) FROM generate_series(1, 9000) i;
+ROLLBACK TO SAVEPOINT across;
+SELECT count(kafka_publish('regress.big', lpad(i::text, 100, '0'))) FROM generate_series(9001, 16000) i;
+SELECT count(*) AS pending, count(DISTINCT value) AS distinct_values,
+       min(convert_from(value, 'UTF8')::bigint) AS first, max(convert_from(value, 'UTF8')::bigint) AS last,
+       sum(convert_from(value, 'UTF8')::bigint) = 16000::bigint * 16001 / 2 AS every_value_once
+  FROM kafka_pending_events();
+-- the pool's one chunk is lent; the next one was asked for in vain
+SELECT (s->>'size_bytes')::bigint AS pool_bytes, (s->>'in_use_bytes')::bigint AS lent_bytes,
+       (s->>'misses')::bigint > 0 AS pool_ran_out
+  FROM (SELECT kafka_health()->'staging' AS s) h;
+COMMIT;
+SELECT queued - :q1 AS queued_big_transaction FROM kafka_stats;
+-- given back at commit
+SELECT (s->>'in_use_bytes')::bigint AS lent_bytes, (s->>'most_used_bytes')::bigint AS most_lent_bytes
+  FROM (SELECT kafka_health()->'staging' AS s) h;
+SELECT kafka_flush(30000) AS flushed;

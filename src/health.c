@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "lag.h"
 #include "settings.h"
+#include "staging.h"
 #include "streamkafka.h"
 
 #define RECENT_DEAD_LETTER_MS	(15 * 60 * 1000)
@@ -109,6 +110,22 @@ json_string(StringInfo buf, const char *key, const char *value)
 	appendStringInfoString(buf, ", ");
 }
 
+/* the staging pool (staging.c): "staging": {size, in use, most used, misses} */
+static void
+health_staging(StringInfo json)
+{
+	uint64		size;
+	uint64		in_use;
+	uint64		most_used;
+	uint64		misses;
+
+	staging_report(&size, &in_use, &most_used, &misses);
+	appendStringInfo(json, "\"staging\": {\"size_bytes\": %llu, \"in_use_bytes\": %llu, "
+					 "\"most_used_bytes\": %llu, \"misses\": %llu}, ",
+					 (unsigned long long) size, (unsigned long long) in_use,
+					 (unsigned long long) most_used, (unsigned long long) misses);
+}
+
 /*
  * health_report - the report as JSON text into json; returns the verdict
  */
@@ -154,6 +171,7 @@ health_report(StringInfo json)
 	appendStringInfo(json, "\"brokers_total\": %d, \"brokers_up\": %d, \"brokers_down\": %d, ",
 					 snap.brokers_total, snap.brokers_up, snap.brokers_down);
 	appendStringInfo(json, "\"queue_fill\": %.4f, ", fill);
+	health_staging(json);
 	json_string(json, "last_error", snap.last_error);
 	escape_json(json, "version");
 	appendStringInfoString(json, ": ");

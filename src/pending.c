@@ -36,6 +36,7 @@
 #include "metrics.h"
 #include "pending.h"
 #include "ring.h"
+#include "staging.h"
 #include "streamkafka.h"
 
 #define PENDING_FIRST_CHUNK		(64 * 1024)
@@ -44,17 +45,20 @@
 #define PENDING_HUGE_PAGE		(2 * 1024 * 1024)
 
 /*
- * Chunks of 2MB or more are mapped directly, aligned, and offered to the
- * kernel for transparent huge pages: a large transaction then takes one page
- * fault per 2MB instead of one per 4kB (measured: the faults, not the copies,
- * dominated a 1M-row INSERT into a streamed table).
+ * The first chunk is backend memory, kept across transactions.  Past it, a
+ * transaction borrows 2MB chunks from the shared staging pool (staging.c),
+ * whose pages were zeroed at server start: the kernel's zeroing of fresh
+ * pages, not the copies, dominated a 1M-row INSERT into a streamed table.
+ * When the pool has none free, chunks of 2MB or more are mapped directly,
+ * aligned, and offered to the kernel for transparent huge pages (one page
+ * fault per 2MB instead of one per 4kB).
  */
 typedef struct PendingChunk
 {
 	struct PendingChunk *next;
 	uint64		used;
 	uint64		capacity;
-	uint64		mapped;			/* bytes mmap()ed, 0 if palloc()ed */
+	uint64		mapped;			/* bytes mmap()ed, 0 if palloc()ed or staged */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } PendingChunk;
 
@@ -131,6 +135,22 @@ chunk_map(uint64 bytes)
 	return aligned;
 }
 
+/* a chunk borrowed from the staging pool, or NULL */
+static PendingChunk *
+chunk_borrow(uint64 capacity)
+{
+	PendingChunk *chunk;
+
+	if (offsetof(PendingChunk, data) + capacity > SK_STAGING_CHUNK ||
+		(chunk = staging_take()) == NULL)
+		return NULL;
+	chunk->mapped = 0;
+	chunk->next = NULL;
+	chunk->used = 0;
+	chunk->capacity = SK_STAGING_CHUNK - offsetof(PendingChunk, data);
+	return chunk;
+}
+
 static PendingChunk *
 chunk_new(uint64 capacity)
 {
@@ -157,7 +177,9 @@ chunk_new(uint64 capacity)
 static void
 chunk_free(PendingChunk *chunk)
 {
-	if (chunk->mapped)
+	if (staging_owns(chunk))
+		staging_give_back(chunk);
+	else if (chunk->mapped)
 		munmap(chunk, chunk->mapped);
 	else
 		pfree(chunk);
@@ -183,7 +205,9 @@ chunk_space(uint64 size)
 		{
 			uint64		grow = Min(current_chunk->capacity * 2, PENDING_MAX_CHUNK);
 
-			next = chunk_new(Max(size, grow));
+			next = chunk_borrow(size);
+			if (next == NULL)
+				next = chunk_new(Max(size, grow));
 			next->next = current_chunk->next;
 			current_chunk->next = next;
 		}
@@ -238,7 +262,10 @@ pending_add(const SkEvent *event, uint64 size, int64 event_id)
 	pending_events++;
 }
 
-/* forget all pending events, keeping some chunks for the next transaction */
+/*
+ * forget all pending events, keeping some chunks of backend memory for the
+ * next transaction; borrowed chunks go back to the pool
+ */
 static void
 pending_reset(void)
 {
@@ -250,7 +277,7 @@ pending_reset(void)
 	{
 		PendingChunk *next = chunk->next;
 
-		if (kept + chunk->capacity <= PENDING_KEEP_BYTES)
+		if (!staging_owns(chunk) && kept + chunk->capacity <= PENDING_KEEP_BYTES)
 		{
 			kept += chunk->capacity;
 			chunk->used = 0;

@@ -27,6 +27,7 @@
 
 char	   *sk_brokers = NULL;
 int			sk_queue_size_kb = 64 * 1024;
+int			sk_staging_size_kb = 64 * 1024;
 int			sk_acks = SK_ACKS_ALL;
 bool		sk_enable_idempotence = true;
 int			sk_compression = SK_COMPRESSION_NONE;
@@ -401,6 +402,13 @@ settings_define(void)
 							"Events wait here until Kafka acknowledges them; "
 							"a transaction's events must fit in it at commit.",
 							&sk_queue_size_kb, 64 * 1024, 1024, INT_MAX / 2,
+							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.staging_size",
+							"Shared memory lent to large transactions for their events until they commit.",
+							"Touched once at server start, in 2MB chunks; a transaction that finds "
+							"none free uses its own memory.  0 turns the pool off.",
+							&sk_staging_size_kb, 64 * 1024, 0, INT_MAX / 2,
 							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("streamkafka.acks",

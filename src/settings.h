@@ -35,6 +35,7 @@ typedef struct SkPackedHeaders
 
 extern char *sk_brokers;
 extern int	sk_queue_size_kb;
+extern int	sk_staging_size_kb;
 extern int	sk_acks;
 extern bool sk_enable_idempotence;
 extern int	sk_compression;

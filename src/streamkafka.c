@@ -37,6 +37,7 @@
 #include "ring.h"
 #include "settings.h"
 #include "spill.h"
+#include "staging.h"
 #include "streamkafka.h"
 #include "topicstats.h"
 
@@ -51,13 +52,17 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 void		_PG_init(void);
 
-/* the queue and counters: mapped by the postmaster, kept across crash restarts */
+/*
+ * The queue and counters: mapped by the postmaster, kept across crash
+ * restarts; and after them the staging pool (staging.c), which is not kept.
+ */
 static char *survivor_memory = NULL;
 
 static void
 streamkafka_map_survivor_memory(void)
 {
-	Size		size = add_size(ring_shmem_size(), metrics_shmem_size());
+	Size		size = add_size(add_size(ring_shmem_size(), metrics_shmem_size()),
+									staging_shmem_size());
 
 	survivor_memory = mmap(NULL, size, PROT_READ | PROT_WRITE,
 						   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -90,6 +95,8 @@ streamkafka_shmem_request(void)
 static void
 streamkafka_shmem_startup(void)
 {
+	bool		recovered;
+
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 
@@ -104,7 +111,9 @@ streamkafka_shmem_startup(void)
 	/* the rest happens in the postmaster, before any other process exists */
 	if (IsUnderPostmaster)
 		return;
-	if (ring_shmem_init(survivor_memory))
+	recovered = ring_shmem_init(survivor_memory);
+	staging_shmem_init(survivor_memory + ring_shmem_size() + metrics_shmem_size(), !recovered);
+	if (recovered)
 	{
 		uint64		kept = ring_recover();
 

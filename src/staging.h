@@ -1,0 +1,19 @@
+/*
+ * staging.h
+ *		Pre-touched shared memory lent to transactions for their pending
+ *		events (see staging.c).
+ */
+#ifndef STREAMKAFKA_STAGING_H
+#define STREAMKAFKA_STAGING_H
+
+/* every staging chunk has this size and alignment */
+#define SK_STAGING_CHUNK	((Size) 2 * 1024 * 1024)
+
+extern Size staging_shmem_size(void);
+extern void staging_shmem_init(void *place, bool first_time);
+extern void *staging_take(void);
+extern void staging_give_back(void *chunk);
+extern bool staging_owns(const void *pointer);
+extern void staging_report(uint64 *size, uint64 *in_use, uint64 *most_used, uint64 *misses);
+
+#endif							/* STREAMKAFKA_STAGING_H */
