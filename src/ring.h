@@ -34,16 +34,18 @@ typedef struct SkBlockHeader
 
 typedef struct SkRing
 {
+	/* set when the ring is made, then only read: a line of its own */
 	uint64		magic;			/* SK_RING_MAGIC once initialised */
+	uint64		size;			/* bytes of data[], multiple of 8 */
+	uint64		instance_id;	/* differs for every creation of shared memory */
+	char		pad0[PG_CACHE_LINE_SIZE];
 	slock_t		lock;			/* protects head's writes, tail, consumer_latch */
 	pg_atomic_uint64 head;		/* next offset to reserve (monotonic); written
 								 * under lock, read by the worker without it */
 	uint64		tail;			/* oldest offset still owned (monotonic) */
 	uint64		high_water;		/* most bytes ever owned (since a reset) */
-	uint64		size;			/* bytes of data[], multiple of 8 */
 	Latch	   *consumer_latch; /* the worker's latch, NULL if none */
 	uint32		producer_generation;	/* the worker's current producer (worker only) */
-	uint64		instance_id;	/* differs for every creation of shared memory */
 	ConditionVariable space_cv; /* broadcast when space is released */
 	/* written by backends only, apart from the lock's line */
 	char		pad1[PG_CACHE_LINE_SIZE];

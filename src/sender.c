@@ -45,6 +45,7 @@ typedef struct SenderState
 {
 	uint32		generation;		/* the current producer's */
 	uint64		next_block;		/* the next block the walk visits */
+	uint64		known_head;		/* the queue's head when last read */
 	uint64		block;			/* the block being walked */
 	uint64		next_event;		/* its next event */
 	uint32		events_left;	/* its events not yet walked */
@@ -73,9 +74,7 @@ static uint64 wrapped_size = 0;
 static void
 sender_rewind(void)
 {
-	uint64		head;
-
-	ring_worker_bounds(&sender.next_block, &head);
+	ring_worker_bounds(&sender.next_block, &sender.known_head);
 	sender.events_left = 0;
 	sender.backpressure = false;
 	deadletter_forget_all();
@@ -226,15 +225,19 @@ sender_walk_event(void)
 	return true;
 }
 
-/* move to the next READY block; false if there is none to walk yet */
+/*
+ * move to the next READY block; false if there is none to walk yet.  The
+ * queue's head is read again only when the walk reaches the head it knew:
+ * backends write that cache line for every event.
+ */
 static bool
 sender_next_block(void)
 {
 	uint64		tail;
-	uint64		head;
 
-	ring_worker_bounds(&tail, &head);
-	while (sender.next_block < head)
+	if (sender.next_block >= sender.known_head)
+		ring_worker_bounds(&tail, &sender.known_head);
+	while (sender.next_block < sender.known_head)
 	{
 		uint64		off = sender.next_block;
 		uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
