@@ -310,7 +310,12 @@ sender_walk_event(uint32 *walked)
 	if (view.header->flags & SK_EVENT_FINISHED)
 		;						/* done with */
 	else if (view.header->flags & SK_EVENT_REFUSED)
-		deadletter_add(off);	/* met again after a restart */
+	{
+		/* met again after a restart; listed once: no batch may put the walk back behind it */
+		if (!sender_flush_batch(walked))
+			return false;
+		deadletter_add(off);
+	}
 	else if (!event_in_flight(view.header) && !sender_send(&view, copied, off, walked))
 		return false;
 	sender.next_event += view.header->length;
