@@ -121,6 +121,66 @@ append_number(StringInfo buf, const char *text)
 		escape_json(buf, text);
 }
 
+/* the escape escape_json() writes for a byte that needs one */
+static void
+append_escape(StringInfo buf, unsigned char c)
+{
+	switch (c)
+	{
+		case '\b':
+			appendStringInfoString(buf, "\\b");
+			break;
+		case '\f':
+			appendStringInfoString(buf, "\\f");
+			break;
+		case '\n':
+			appendStringInfoString(buf, "\\n");
+			break;
+		case '\r':
+			appendStringInfoString(buf, "\\r");
+			break;
+		case '\t':
+			appendStringInfoString(buf, "\\t");
+			break;
+		case '"':
+			appendStringInfoString(buf, "\\\"");
+			break;
+		case '\\':
+			appendStringInfoString(buf, "\\\\");
+			break;
+		default:
+			appendStringInfo(buf, "\\u%04x", (int) c);
+			break;
+	}
+}
+
+/*
+ * append_text - a text value as a JSON string, byte for byte as
+ * escape_json() writes it, but read in place (no C-string copy) and copied
+ * in runs between the bytes that need an escape
+ */
+static void
+append_text(StringInfo buf, Datum value)
+{
+	text	   *t = DatumGetTextPP(value);
+	const unsigned char *p = (const unsigned char *) VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	int			run = 0;
+
+	enlargeStringInfo(buf, len + 2);
+	appendStringInfoCharMacro(buf, '"');
+	for (int i = 0; i < len; i++)
+	{
+		if (p[i] >= 0x20 && p[i] != '"' && p[i] != '\\')
+			continue;
+		appendBinaryStringInfo(buf, (const char *) p + run, i - run);
+		append_escape(buf, p[i]);
+		run = i + 1;
+	}
+	appendBinaryStringInfo(buf, (const char *) p + run, len - run);
+	appendStringInfoCharMacro(buf, '"');
+}
+
 static void
 append_value(StringInfo buf, const RowJsonColumn *col, Datum value)
 {
@@ -144,7 +204,7 @@ append_value(StringInfo buf, const RowJsonColumn *col, Datum value)
 			append_number(buf, OutputFunctionCall((FmgrInfo *) &col->func, value));
 			break;
 		case RJ_TEXT:
-			escape_json(buf, TextDatumGetCString(value));
+			append_text(buf, value);
 			break;
 		case RJ_JSON:
 			{

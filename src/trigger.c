@@ -67,6 +67,12 @@ typedef struct TriggerLayout
 	bool		has_key;		/* false: keyless events */
 	Datum	   *values;			/* a deformed row */
 	bool	   *isnull;
+	/* the envelope around the row images, for the last kind of change seen */
+	StringInfoData ends;		/* its head, then its tail */
+	int			ends_head_len;
+	uint32		ends_op;		/* TRIGGER_EVENT_OPMASK bits; UINT32_MAX: none */
+	TransactionId ends_xid;
+	int64		ends_ts_ms;
 } TriggerLayout;
 
 static HTAB *layouts = NULL;
@@ -187,6 +193,8 @@ layout_build(TriggerLayout *layout, Trigger *trigger, Relation rel)
 		rowjson_init(&layout->key, desc, key_attnums, nkeys);
 	layout->values = palloc(sizeof(Datum) * desc->natts);
 	layout->isnull = palloc(sizeof(bool) * desc->natts);
+	initStringInfo(&layout->ends);
+	layout->ends_op = UINT32_MAX;
 	layout->valid = true;
 	MemoryContextSwitchTo(old);
 }
@@ -242,32 +250,35 @@ append_json_field(StringInfo buf, const char *name, const char *value)
 	appendStringInfoChar(buf, ',');
 }
 
-/* the envelope of one change */
+/*
+ * envelope_ends - make layout->ends the envelope's head and tail for this
+ * change: they depend only on the operation, the transaction and the
+ * statement's start, so a statement writing a million rows builds them once
+ */
 static void
-build_envelope(StringInfo buf, TriggerLayout *layout, TriggerData *td,
-			   HeapTuple before, HeapTuple after)
+envelope_ends(TriggerLayout *layout, TriggerData *td)
 {
-	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	StringInfo	buf = &layout->ends;
+	uint32		op = td->tg_event & TRIGGER_EVENT_OPMASK;
 	int64		ts_ms = (GetCurrentStatementStartTimestamp() / 1000) +
 		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
 	TransactionId xid = GetTopTransactionIdIfAny();
 
+	if (op == layout->ends_op && xid == layout->ends_xid && ts_ms == layout->ends_ts_ms)
+		return;
+	resetStringInfo(buf);
 	appendStringInfoChar(buf, '{');
 	if (layout->format == FORMAT_JSON)
 	{
 		append_json_field(buf, "op", op_name(td, layout->format));
 		appendStringInfoString(buf, layout->names);
 		appendStringInfo(buf, "\"txid\":%u,\"ts_ms\":" INT64_FORMAT ",\"before\":", xid, ts_ms);
-		append_image(buf, layout, before, desc);
-		appendStringInfoString(buf, ",\"after\":");
-		append_image(buf, layout, after, desc);
+		layout->ends_head_len = buf->len;
 	}
 	else
 	{
 		appendStringInfoString(buf, "\"before\":");
-		append_image(buf, layout, before, desc);
-		appendStringInfoString(buf, ",\"after\":");
-		append_image(buf, layout, after, desc);
+		layout->ends_head_len = buf->len;
 		appendStringInfoString(buf, ",\"source\":{");
 		append_json_field(buf, "version", "streamkafka-" STREAMKAFKA_VERSION);
 		append_json_field(buf, "connector", "postgresql");
@@ -281,6 +292,25 @@ build_envelope(StringInfo buf, TriggerLayout *layout, TriggerData *td,
 		appendStringInfo(buf, "\"ts_ms\":" INT64_FORMAT ",\"transaction\":null", ts_ms);
 	}
 	appendStringInfoChar(buf, '}');
+	layout->ends_op = op;
+	layout->ends_xid = xid;
+	layout->ends_ts_ms = ts_ms;
+}
+
+/* the envelope of one change: head, before image, after image, tail */
+static void
+build_envelope(StringInfo buf, TriggerLayout *layout, TriggerData *td,
+			   HeapTuple before, HeapTuple after)
+{
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+
+	envelope_ends(layout, td);
+	appendBinaryStringInfo(buf, layout->ends.data, layout->ends_head_len);
+	append_image(buf, layout, before, desc);
+	appendStringInfoString(buf, ",\"after\":");
+	append_image(buf, layout, after, desc);
+	appendBinaryStringInfo(buf, layout->ends.data + layout->ends_head_len,
+						   layout->ends.len - layout->ends_head_len);
 }
 
 PG_FUNCTION_INFO_V1(streamkafka_trigger);

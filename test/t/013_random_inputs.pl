@@ -138,7 +138,7 @@ my @types = (
 	[ 'numeric', "(ARRAY['NaN', '0', '-1.50', '123456789012345678901234567890.123', (random()*1000)::text])[1+floor(random()*5)]::numeric" ],
 	[ 'float4', "(ARRAY['NaN', 'Infinity', '-Infinity', '0', '-0', '1e-40', (random()*1e10)::text])[1+floor(random()*7)]::float4" ],
 	[ 'float8', "(ARRAY['NaN', 'Infinity', '-Infinity', '1e308', '5e-324', (random())::text])[1+floor(random()*6)]::float8" ],
-	[ 'text', "(ARRAY[E'a\"b\\\\c', E'\\t\\n', '', repeat('x', 3000), 'é中😀', md5(random()::text)])[1+floor(random()*6)]" ],
+	[ 'text', "(ARRAY[E'a\"b\\\\c', E'\\t\\n', '', repeat('x', 3000), 'é中😀', md5(random()::text), E'\\x01\\b\\f\\r\\x1fz\\x7f'])[1+floor(random()*7)]" ],
 	[ 'varchar(12)', 'left(md5(random()::text), 12)' ],
 	[ 'bool', 'random() < 0.5' ],
 	[ 'date', "(ARRAY['infinity', '-infinity', '2026-01-01', '0001-01-01 BC'])[1+floor(random()*4)]::date" ],
