@@ -25,6 +25,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
+#include "storage/pg_shmem.h"
 #include "storage/shmem.h"
 
 #include "breaker.h"
@@ -58,12 +59,47 @@ void		_PG_init(void);
  */
 static char *survivor_memory = NULL;
 
+#define SK_HUGE_PAGE	((Size) 2 * 1024 * 1024)
+
+/*
+ * map_huge - the memory in huge pages if PostgreSQL's huge_pages allows them
+ * (its main segment follows the same setting) and the kernel has enough;
+ * else NULL.  Each process then maps the queue 2MB at a time instead of
+ * 4kB: fewer page faults for every session that publishes.
+ */
+static char *
+map_huge(Size size)
+{
+#ifdef MAP_HUGETLB
+	char	   *memory;
+
+	if (huge_pages == HUGE_PAGES_OFF)
+		return NULL;
+	memory = mmap(NULL, TYPEALIGN(SK_HUGE_PAGE, size), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	if (memory != MAP_FAILED)
+	{
+		ereport(LOG, (errmsg("streamkafka's queue uses huge pages")));
+		return memory;
+	}
+	if (huge_pages == HUGE_PAGES_ON)
+		ereport(LOG,
+				(errmsg("streamkafka could not get %zu bytes of huge pages for its queue: %m", size),
+				 errdetail("It uses normal pages."),
+				 errhint("Raise vm.nr_hugepages by %zu pages.", TYPEALIGN(SK_HUGE_PAGE, size) / SK_HUGE_PAGE)));
+#endif
+	return NULL;
+}
+
 static void
 streamkafka_map_survivor_memory(void)
 {
 	Size		size = add_size(add_size(ring_shmem_size(), metrics_shmem_size()),
-									staging_shmem_size());
+								staging_shmem_size());
 
+	survivor_memory = map_huge(size);
+	if (survivor_memory != NULL)
+		return;
 	survivor_memory = mmap(NULL, size, PROT_READ | PROT_WRITE,
 						   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (survivor_memory == MAP_FAILED)
