@@ -198,16 +198,6 @@ breaker_may_send(void)
 }
 
 /*
- * breaker_closed - is the breaker closed?  Only then may the sender hand
- * events over in batches: half open, exactly one event is the probe.
- */
-bool
-breaker_closed(void)
-{
-	return sk_breaker->state == SK_BREAKER_CLOSED;
-}
-
-/*
  * breaker_sent - an event was handed to librdkafka; when HALF_OPEN it is
  * the probe
  */

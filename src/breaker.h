@@ -24,7 +24,6 @@ extern void breaker_failure(const char *why);
 extern void breaker_success(void);
 extern void breaker_brokers_seen(int up, int down);
 extern bool breaker_may_send(void);
-extern bool breaker_closed(void);
 extern void breaker_sent(void);
 extern void breaker_tick(bool in_flight);
 

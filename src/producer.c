@@ -18,12 +18,6 @@
  *
  * Payloads are handed over without a copy: they point into the shared-memory
  * queue, which keeps every event until its delivery report arrives.
- *
- * Events without headers go to librdkafka in batches (one topic each,
- * rd_kafka_produce_batch): per message it then skips reading two clocks,
- * taking the topic's lock and parsing a field list, which a profile showed
- * as a fifth of the worker's time.  Events with headers, or copied because
- * they wrap around the queue's end, go one by one (rd_kafka_produceva).
  */
 #include "postgres.h"
 
@@ -68,11 +62,6 @@ typedef struct TopicEntry
 static rd_kafka_t *rk = NULL;
 static HTAB *topics = NULL;
 static TopicEntry *last_topic = NULL;
-
-/* the batch being gathered (producer_batch_add) */
-static TopicEntry *batch_topic = NULL;
-static rd_kafka_message_t batch[SK_PRODUCER_BATCH];
-static int	batch_count = 0;
 static char config_fingerprint[16384];	/* settings the producer was built from */
 static char failed_fingerprint[16384];	/* settings last rejected by librdkafka */
 static bool fatal_error = false;
@@ -643,81 +632,6 @@ producer_send(const SkEventView *event, bool copy_value, uint64 opaque, int *sta
 }
 
 /*
- * producer_batchable - may the event go in a batch?  Not if it carries
- * headers (its own or streamkafka.default_headers), which batches cannot,
- * nor if its payload was copied (it wraps around the queue's end).
- */
-bool
-producer_batchable(const SkEventView *event, bool copied)
-{
-	return !copied && event->header->nheaders == 0 && sk_default_headers_packed == NULL;
-}
-
-/*
- * producer_batch_has_room - may an event to topic join the batch?  A batch
- * holds one topic, up to SK_PRODUCER_BATCH events.
- */
-bool
-producer_batch_has_room(const char *topic)
-{
-	return batch_count == 0 ||
-		(batch_count < SK_PRODUCER_BATCH && strcmp(batch_topic->name, topic) == 0);
-}
-
-/*
- * producer_batch_add - add a batchable event (see producer_batch_has_room);
- * *stats_slot is set to the topic's statistics slot
- */
-void
-producer_batch_add(const SkEventView *event, uint64 opaque, int *stats_slot)
-{
-	const SkEventHeader *h = event->header;
-	rd_kafka_message_t *msg = &batch[batch_count++];
-
-	if (batch_count == 1)
-		batch_topic = producer_topic(event->topic);
-	memset(msg, 0, sizeof(*msg));
-	msg->partition = h->partition < 0 ? RD_KAFKA_PARTITION_UA : h->partition;
-	msg->payload = h->value_len < 0 ? NULL : (void *) event->value;
-	msg->len = Max(h->value_len, 0);
-	msg->key = h->key_len < 0 ? NULL : (void *) event->key;
-	msg->key_len = Max(h->key_len, 0);
-	msg->_private = (void *) (uintptr_t) opaque;
-	*stats_slot = batch_topic->stats_slot;
-}
-
-int
-producer_batch_count(void)
-{
-	return batch_count;
-}
-
-/*
- * producer_batch_send - hand the batch to librdkafka and empty it; each
- * event's result goes to errors[], in the order added.  Returns how many
- * events the batch held.  After the first __QUEUE_FULL every later event
- * gets it too (librdkafka stops taking them).
- */
-int
-producer_batch_send(rd_kafka_resp_err_t *errors)
-{
-	int			n = batch_count;
-
-	if (n == 0)
-		return 0;
-	batch_count = 0;
-	(void) rd_kafka_produce_batch(batch_topic->rkt, RD_KAFKA_PARTITION_UA,
-								  RD_KAFKA_MSG_F_PARTITION, batch, n);
-	for (int i = 0; i < n; i++)
-	{
-		errors[i] = batch[i].err;
-		if (errors[i] == RD_KAFKA_RESP_ERR__FATAL)
-			fatal_error = true;
-	}
-	return n;
-}
-
-/*
  * producer_purge_queued - take back the events librdkafka has not put on the
  * wire yet; their delivery reports (purged) are served here
  */
@@ -760,8 +674,6 @@ producer_stop(int flush_timeout_ms)
 	hash_destroy(topics);
 	topics = NULL;
 	last_topic = NULL;
-	batch_count = 0;
-	batch_topic = NULL;
 
 	rd_kafka_destroy(rk);
 	rk = NULL;

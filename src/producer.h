@@ -26,13 +26,4 @@ extern void producer_poll(void);
 extern rd_kafka_resp_err_t producer_send(const SkEventView *event, bool copy_value,
 										 uint64 opaque, int *stats_slot);
 
-/* events handed over together: one topic, no headers, payloads in place */
-#define SK_PRODUCER_BATCH	256
-
-extern bool producer_batchable(const SkEventView *event, bool copied);
-extern bool producer_batch_has_room(const char *topic);
-extern void producer_batch_add(const SkEventView *event, uint64 opaque, int *stats_slot);
-extern int	producer_batch_count(void);
-extern int	producer_batch_send(rd_kafka_resp_err_t *errors);
-
 #endif							/* STREAMKAFKA_PRODUCER_H */

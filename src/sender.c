@@ -61,26 +61,6 @@ typedef struct SenderState
 
 static SenderState sender;
 
-/* where the walk stands: taken back when librdkafka refuses part of a batch */
-typedef struct WalkPosition
-{
-	uint64		next_block;
-	uint64		block;
-	uint64		next_event;
-	uint32		events_left;
-} WalkPosition;
-
-/* the events in the producer's batch, in order */
-typedef struct BatchedEvent
-{
-	WalkPosition from;			/* the walk just before the event */
-	uint64		off;
-	const char *topic;			/* in the queue */
-	int			stats_slot;
-} BatchedEvent;
-
-static BatchedEvent batched[SK_PRODUCER_BATCH];
-
 /* copy of an event that wraps around the ring's end */
 static char *wrapped = NULL;
 static uint64 wrapped_size = 0;
@@ -196,128 +176,50 @@ sender_refuse(uint64 off, rd_kafka_resp_err_t err, const char *topic, int stats_
 	deadletter_add(off);
 }
 
-/* the bookkeeping of an event librdkafka took or refused; false if it must wait */
-static bool
-sender_settle(uint64 off, rd_kafka_resp_err_t err, const char *topic, int slot)
-{
-	if (!(*EVENT_FIELD(off, uint32, flags) & SK_EVENT_COUNTED))
-	{
-		topicstats_count_taken(slot);
-		*EVENT_FIELD(off, uint32, flags) |= SK_EVENT_COUNTED;
-	}
-	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-	{
-		sender.backpressure = true;
-		return false;
-	}
-	if (err == RD_KAFKA_RESP_ERR__FATAL || err == RD_KAFKA_RESP_ERR__STATE)
-		return false;
-	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		*EVENT_FIELD(off, uint32, sent_generation) = sender.generation;
-		sender.inflight++;
-		breaker_sent();
-		topicstats_count_sent(slot);
-		metrics_count_sent();
-	}
-	else
-		sender_refuse(off, err, topic, slot);
-	return true;
-}
-
-static void
-walk_save(WalkPosition *position)
-{
-	position->next_block = sender.next_block;
-	position->block = sender.block;
-	position->next_event = sender.next_event;
-	position->events_left = sender.events_left;
-}
-
-static void
-walk_restore(const WalkPosition *position)
-{
-	sender.next_block = position->next_block;
-	sender.block = position->block;
-	sender.next_event = position->next_event;
-	sender.events_left = position->events_left;
-}
-
-/*
- * sender_flush_batch - hand the gathered batch to librdkafka.  If it could
- * not take all of it, the walk goes back to the first event it did not
- * take, *walked is lowered by the events put back, and false is returned.
- */
-static bool
-sender_flush_batch(uint32 *walked)
-{
-	rd_kafka_resp_err_t errors[SK_PRODUCER_BATCH];
-	int			n = producer_batch_send(errors);
-
-	for (int i = 0; i < n; i++)
-	{
-		if (!sender_settle(batched[i].off, errors[i], batched[i].topic, batched[i].stats_slot))
-		{
-			walk_restore(&batched[i].from);
-			*walked -= Min(*walked, (uint32) (n - i));
-			return false;
-		}
-	}
-	return true;
-}
-
-/*
- * sender_send - hand the event at off to the producer: into the batch when
- * it may go in one, else (after the batch) on its own.  False if the
- * producer cannot take it now.
- */
-static bool
-sender_send(const SkEventView *view, bool copied, uint64 off, uint32 *walked)
-{
-	int			slot;
-	rd_kafka_resp_err_t err;
-
-	if (!breaker_may_send())
-		return false;
-	if (breaker_closed() && producer_batchable(view, copied))
-	{
-		BatchedEvent *entry;
-
-		if (!producer_batch_has_room(view->topic) && !sender_flush_batch(walked))
-			return false;
-		entry = &batched[producer_batch_count()];
-		walk_save(&entry->from);
-		entry->off = off;
-		entry->topic = view->topic;
-		producer_batch_add(view, off, &entry->stats_slot);
-		return true;
-	}
-	if (!sender_flush_batch(walked))
-		return false;
-	err = producer_send(view, copied, off, &slot);
-	return sender_settle(off, err, view->topic, slot);
-}
-
 /* walk the event at next_event; false if the producer cannot take it now */
 static bool
-sender_walk_event(uint32 *walked)
+sender_walk_event(void)
 {
 	uint64		off = sender.next_event;
 	bool		copied;
 	SkEventView view;
+	rd_kafka_resp_err_t err;
 
 	event_view(sender_event_bytes(off, &copied), &view);
 	if (view.header->flags & SK_EVENT_FINISHED)
 		;						/* done with */
 	else if (view.header->flags & SK_EVENT_REFUSED)
+		deadletter_add(off);	/* met again after a restart */
+	else if (!event_in_flight(view.header))
 	{
-		/* met again after a restart; listed once: no batch may put the walk back behind it */
-		if (!sender_flush_batch(walked))
+		int			slot;
+
+		if (!breaker_may_send())
 			return false;
-		deadletter_add(off);
+		err = producer_send(&view, copied, off, &slot);
+		if (!(view.header->flags & SK_EVENT_COUNTED))
+		{
+			topicstats_count_taken(slot);
+			*EVENT_FIELD(off, uint32, flags) |= SK_EVENT_COUNTED;
+		}
+		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		{
+			sender.backpressure = true;
+			return false;
+		}
+		if (err == RD_KAFKA_RESP_ERR__FATAL || err == RD_KAFKA_RESP_ERR__STATE)
+			return false;
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			*EVENT_FIELD(off, uint32, sent_generation) = sender.generation;
+			sender.inflight++;
+			breaker_sent();
+			topicstats_count_sent(slot);
+			metrics_count_sent();
+		}
+		else
+			sender_refuse(off, err, view.topic, slot);
 	}
-	else if (!event_in_flight(view.header) && !sender_send(&view, copied, off, walked))
-		return false;
 	sender.next_event += view.header->length;
 	sender.events_left--;
 	return true;
@@ -368,15 +270,14 @@ sender_drain(uint32 budget)
 	if (deadletter_missed())
 		sender_rewind();		/* to find the refused events not listed */
 	sender.backpressure = false;
-	while (walked < budget && sender.inflight + producer_batch_count() < SK_PRODUCER_WINDOW)
+	while (walked < budget && sender.inflight < SK_PRODUCER_WINDOW)
 	{
 		if (sender.events_left == 0 && !sender_next_block())
 			break;
-		if (!sender_walk_event(&walked))
+		if (!sender_walk_event())
 			break;
 		walked++;
 	}
-	(void) sender_flush_batch(&walked);
 	return walked;
 }
 
