@@ -6,7 +6,7 @@
 #ifndef STREAMKAFKA_STAGING_H
 #define STREAMKAFKA_STAGING_H
 
-/* every staging chunk has this size and alignment */
+/* every staging chunk has this size (and starts at a page boundary) */
 #define SK_STAGING_CHUNK	((Size) 2 * 1024 * 1024)
 
 extern Size staging_shmem_size(void);
