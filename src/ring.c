@@ -18,9 +18,10 @@
  *   write barrier that follows the new block's header stores.
  * - A producer (any backend) reserves a block under the lock: it checks that
  *   length fits in size - (head - tail), writes the block's state (WRITING),
- *   length and event count, and advances head.  Because those stores happen
- *   before the lock is released, the consumer, which reads head under the same
- *   lock, never sees a block without a valid header.
+ *   length and event count, and advances head after a write barrier, so the
+ *   consumer never sees a head past a block without a valid header.  Just
+ *   before taking the lock it reads the place the header will likely go, so
+ *   a page fault or cache miss there is not taken while holding the lock.
  * - The producer then fills the block without any lock, and finishes it by
  *   storing READY (after a write barrier) or ABANDONED into its state word.
  *   A transaction reserves at PRE_COMMIT, fills at PRE_COMMIT, and stores the
@@ -34,7 +35,8 @@
  * - Waking: the consumer sets consumer_sleeping before it sleeps and then
  *   looks for work once more; a producer that made a block READY reads the
  *   flag after a full barrier and sets the latch only if it was set, so the
- *   worker is woken once per sleep, not once per event.
+ *   worker is woken once per sleep, not once per event.  Right after a busy
+ *   turn the worker naps briefly without setting the flag (see worker.c).
  * - Waiting for space (overflow = block or drop_oldest) and kafka_flush()
  *   sleep on space_cv, which the worker broadcasts whenever it moves tail.
  * - drop_oldest: a session that finds no room adds the bytes it needs to

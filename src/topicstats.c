@@ -13,9 +13,10 @@
  * event's transaction committed (or the non-transactional call) to its
  * acknowledgement.
  *
- * Counters are atomics, written by the worker alone with plain stores.  The topic names and the text fields are guarded by
- * an LWLock: the worker takes it exclusively to add a topic or record an
- * error (rare), readers share it to copy.  The worker keeps a local map from
+ * Counters are atomics, written by the worker alone with plain stores.  The
+ * topic names and the text fields are guarded by an LWLock: the worker takes
+ * it exclusively to add a topic or record an error (rare), readers share it
+ * to copy.  The worker keeps a local map from
  * name to slot, rebuilt when kafka_stats_reset() empties the table (it bumps
  * generation).
  */
