@@ -8,7 +8,7 @@
 
 #include "postgres.h"
 
-#define STREAMKAFKA_VERSION "0.2.0"
+#define STREAMKAFKA_VERSION "0.3.0"
 
 /* the named LWLock tranche "streamkafka" */
 #define SK_LWLOCK_TOPICS	0	/* topicstats.c */
