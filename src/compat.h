@@ -20,6 +20,16 @@
 #define SK_CreateWaitEventSet(nevents) CreateWaitEventSet(CurrentMemoryContext, (nevents))
 #endif
 
+/* memory for a GUC check hook's new value and extra (PostgreSQL 16: guc_malloc) */
+#if PG_VERSION_NUM >= 160000
+#include "utils/guc.h"
+#define SK_guc_strdup(s) guc_strdup(LOG, (s))
+#define SK_guc_free(p) guc_free(p)
+#else
+#define SK_guc_strdup(s) strdup(s)
+#define SK_guc_free(p) free(p)
+#endif
+
 /* a materialized set-returning function's tuplestore and descriptor */
 #if PG_VERSION_NUM >= 150000
 #include "funcapi.h"

@@ -99,7 +99,10 @@ parse_rdkafka_options(const char *options, ParseOptionCallback callback,
 		eq = strchr(entry, '=');
 		if (eq == NULL)
 		{
-			snprintf(error, errlen, "\"%.200s\" is not of the form name=value.", entry);
+			if (parse_is_secret_property(entry))
+				snprintf(error, errlen, "An entry naming a secret is not of the form name=value.");
+			else
+				snprintf(error, errlen, "\"%.200s\" is not of the form name=value.", entry);
 			ok = false;
 			break;
 		}

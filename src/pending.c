@@ -26,7 +26,9 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
@@ -84,6 +86,16 @@ static int	max_marks = 0;
 
 static bool block_reserved = false;
 static uint64 block_off = 0;
+
+/*
+ * The streamed tables whose changes are among the pending events: reading
+ * them back (kafka_pending_events) needs SELECT on each.  Kept for the whole
+ * transaction, rolled-back savepoints included (stricter, never weaker).
+ */
+#define PENDING_MAX_TABLES 64
+static Oid	pending_tables[PENDING_MAX_TABLES];
+static int	npending_tables = 0;
+static bool pending_tables_overflowed = false;	/* more than fit: not shown */
 
 static void pending_xact_callback(XactEvent event, void *arg);
 static void pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -263,6 +275,23 @@ pending_add(const SkEvent *event, uint64 size, int64 event_id)
 }
 
 /*
+ * pending_note_table - the next events carry row images of table relid
+ */
+void
+pending_note_table(Oid relid)
+{
+	for (int i = npending_tables - 1; i >= 0; i--)
+		if (pending_tables[i] == relid)
+			return;
+	if (npending_tables == PENDING_MAX_TABLES)
+	{
+		pending_tables_overflowed = true;
+		return;
+	}
+	pending_tables[npending_tables++] = relid;
+}
+
+/*
  * forget all pending events, keeping some chunks of backend memory for the
  * next transaction; borrowed chunks go back to the pool
  */
@@ -294,6 +323,8 @@ pending_reset(void)
 	pending_bytes = 0;
 	nmarks = 0;
 	block_reserved = false;
+	npending_tables = 0;
+	pending_tables_overflowed = false;
 }
 
 /* PRE_COMMIT: reserve the block and copy every event into it */
@@ -326,7 +357,7 @@ pending_reserve(void)
 static void
 pending_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
-	if (pending_events == 0 && nmarks == 0 && !block_reserved)
+	if (pending_events == 0 && nmarks == 0 && !block_reserved && npending_tables == 0)
 		return;
 
 	switch (event)
@@ -351,6 +382,14 @@ pending_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 		case XACT_EVENT_PRE_PREPARE:
 			if (pending_events == 0)
 				break;
+			if (npending_tables > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that changed a streamed table"),
+						 errdetail("The change events of streamed tables are sent when the transaction "
+								   "commits, and a prepared transaction may commit in another session."),
+						 errhint("Commit this transaction without PREPARE TRANSACTION, or stop streaming "
+								 "the table first with kafka_unstream_table().")));
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot PREPARE a transaction that published transactional Kafka events"),
@@ -466,6 +505,38 @@ pending_event_row(Tuplestorestate *store, TupleDesc desc, const char *packed)
 	tuplestore_putvalues(store, desc, values, nulls);
 }
 
+/*
+ * pending_check_tables_readable - ERROR unless the current role may SELECT
+ * every streamed table whose row images are pending: kafka_pending_events()
+ * must not show rows (a DELETE's before image, say) that the role cannot read
+ */
+static void
+pending_check_tables_readable(void)
+{
+	Oid			role = GetUserId();
+
+	if (pending_tables_overflowed)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cannot show the pending events of more than %d streamed tables",
+						PENDING_MAX_TABLES),
+				 errhint("Inspect the changes of fewer tables in one transaction.")));
+	for (int i = 0; i < npending_tables; i++)
+	{
+		bool		missing = false;
+
+		if (pg_class_aclcheck_ext(pending_tables[i], role, ACL_SELECT, &missing) == ACLCHECK_OK ||
+			missing ||
+			pg_attribute_aclcheck_all(pending_tables[i], role, ACL_SELECT, ACLMASK_ALL) == ACLCHECK_OK)
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(pending_tables[i])),
+				 errdetail("kafka_pending_events() shows the rows this transaction changed in "
+						   "streamed tables, and reading them needs SELECT on each table.")));
+	}
+}
+
 PG_FUNCTION_INFO_V1(streamkafka_pending_events);
 
 /*
@@ -480,6 +551,7 @@ streamkafka_pending_events(PG_FUNCTION_ARGS)
 	Tuplestorestate *store;
 
 	streamkafka_require_preload();
+	pending_check_tables_readable();
 	SK_InitMaterializedSRF(fcinfo);
 	store = rsinfo->setResult;
 	desc = rsinfo->setDesc;

@@ -231,7 +231,10 @@ add_option_pair(const char *name, const char *value, void *arg)
 	list->pairs[list->n].name = strdup(name);
 	if (list->pairs[list->n].name == NULL)
 		return;					/* out of memory: the option is left out */
-	strlcpy(list->pairs[list->n].value, value, sizeof(list->pairs[list->n].value));
+	if (parse_is_secret_property(name))
+		secret_value(value, list->pairs[list->n].value, sizeof(list->pairs[list->n].value));
+	else
+		strlcpy(list->pairs[list->n].value, value, sizeof(list->pairs[list->n].value));
 	list->n++;
 }
 

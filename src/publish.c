@@ -7,6 +7,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -50,9 +51,9 @@ publish_check_topic(const char *topic, int len)
 	last_topic_generation = sk_allowed_topics_generation;
 }
 
-/* the checked topic name the event goes to: prefix + topic */
+/* the topic name the event goes to: streamkafka.topic_prefix + topic */
 static void
-publish_topic(SkEvent *event)
+publish_prefix_topic(SkEvent *event)
 {
 	int			prefix_len = strlen(sk_topic_prefix);
 	int			len = event->topic_len;
@@ -66,7 +67,32 @@ publish_topic(SkEvent *event)
 		event->topic = prefixed_topic;
 		event->topic_len = prefix_len + len;
 	}
+}
+
+/* the checked topic name the event goes to */
+static void
+publish_topic(SkEvent *event)
+{
+	publish_prefix_topic(event);
 	publish_check_topic(event->topic, event->topic_len);
+}
+
+/*
+ * publish_check_context - ERROR in a parallel operation: a parallel worker's
+ * transaction state (and the events in it) ends with the worker, so its
+ * events would be lost; the leader refuses too, so the outcome does not
+ * depend on which process ran the call
+ */
+static void
+publish_check_context(void)
+{
+	if (IsInParallelMode())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("cannot publish Kafka events during a parallel operation"),
+				 errdetail("A function that publishes was called from a parallel query; "
+						   "events queued by parallel workers would be lost."),
+				 errhint("Declare functions that call kafka_publish PARALLEL UNSAFE.")));
 }
 
 /* ERROR if the event is larger than streamkafka.message_max_bytes */
@@ -129,6 +155,7 @@ publish(SkEvent *event, bool transactional)
 	uint64		size;
 	int64		event_id;
 
+	publish_check_context();
 	publish_topic(event);
 	publish_add_traceparent(event);
 	publish_check_size(event);
@@ -287,4 +314,23 @@ streamkafka_requeue_dead_letter(PG_FUNCTION_ARGS)
 	event.attempts = (uint16) Min(Max(PG_GETARG_INT32(6), 0), PG_UINT16_MAX);
 	(void) publish(&event, true);
 	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(streamkafka_topic_allowed);
+
+/*
+ * streamkafka_topic_allowed - kafka_topic_allowed(topic): would kafka_publish
+ * accept the topic from the current role?  streamkafka.topic_prefix is put
+ * in front, then streamkafka.allowed_topics decides.
+ */
+Datum
+streamkafka_topic_allowed(PG_FUNCTION_ARGS)
+{
+	text	   *topic = PG_GETARG_TEXT_PP(0);
+	SkEvent		event = {0};
+
+	event.topic = VARDATA_ANY(topic);
+	event.topic_len = VARSIZE_ANY_EXHDR(topic);
+	publish_prefix_topic(&event);
+	PG_RETURN_BOOL(settings_topic_allowed(event.topic, event.topic_len));
 }

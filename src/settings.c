@@ -53,18 +53,18 @@ int			sk_retries = INT_MAX;
 int			sk_retry_backoff_ms = 100;
 char	   *sk_topic_prefix = NULL;
 char	   *sk_default_headers = NULL;
-char	   *sk_rdkafka_options = NULL;
+char	   *sk_rdkafka_options = "";	/* the real values; the settings show them masked */
 int			sk_overflow = SK_OVERFLOW_ERROR;
 int			sk_enqueue_timeout_ms = 1000;
 const SkPackedHeaders *sk_default_headers_packed = NULL;
 int			sk_security_protocol = 0;
 int			sk_sasl_mechanism = 0;
 char	   *sk_sasl_username = NULL;
-char	   *sk_sasl_password = NULL;
+char	   *sk_sasl_password = "";
 char	   *sk_ssl_ca_location = NULL;
 char	   *sk_ssl_certificate_location = NULL;
 char	   *sk_ssl_key_location = NULL;
-char	   *sk_ssl_key_password = NULL;
+char	   *sk_ssl_key_password = "";
 bool		sk_ssl_verify_hostname = true;
 char	   *sk_allowed_topics = NULL;
 uint32		sk_allowed_topics_generation = 0;
@@ -140,23 +140,49 @@ settings_sasl_mechanism_name(int mechanism)
 	return sasl_mechanism_options[mechanism].name;
 }
 
-/* secrets are shown as this, to every role, in SHOW and pg_settings */
-static const char *
-show_secret(const char *value)
+/*
+ * Secrets.  A secret setting's value as PostgreSQL keeps it (SHOW, every
+ * column of pg_settings, error messages) is masked by its check hook; the
+ * real value travels in the hook's "extra" and the assign hook points the
+ * sk_* variable the producer reads at it.  Masking only in a show hook would
+ * leave the real value in pg_settings.reset_val for pg_read_all_settings.
+ */
+#define SK_SECRET_MASK "********"
+
+static char *guc_rdkafka_options = NULL;
+static char *guc_sasl_password = NULL;
+static char *guc_ssl_key_password = NULL;
+
+/* mask_setting - make *newval the masked form, and *extra the real value */
+static bool
+mask_setting(char **newval, void **extra, const char *masked)
 {
-	return value && value[0] ? "********" : "";
+	char	   *real = *newval;
+	char	   *shown = SK_guc_strdup(masked);
+
+	if (shown == NULL)
+		return false;
+	*extra = real;
+	*newval = shown;
+	return true;
 }
 
-static const char *
-show_sasl_password(void)
+static bool
+check_secret(char **newval, void **extra, GucSource source pg_attribute_unused())
 {
-	return show_secret(sk_sasl_password);
+	return mask_setting(newval, extra, (*newval)[0] ? SK_SECRET_MASK : "");
 }
 
-static const char *
-show_ssl_key_password(void)
+static void
+assign_sasl_password(const char *newval pg_attribute_unused(), void *extra)
 {
-	return show_secret(sk_ssl_key_password);
+	sk_sasl_password = extra ? (char *) extra : "";
+}
+
+static void
+assign_ssl_key_password(const char *newval pg_attribute_unused(), void *extra)
+{
+	sk_ssl_key_password = extra ? (char *) extra : "";
 }
 
 /* rdkafka_options as shown: secret properties' values masked */
@@ -166,22 +192,26 @@ append_shown_option(const char *name, const char *value, void *arg)
 	StringInfo	buf = arg;
 
 	appendStringInfo(buf, "%s%s=%s", buf->len > 0 ? "; " : "", name,
-					 parse_is_secret_property(name) ? "********" : value);
+					 parse_is_secret_property(name) ? SK_SECRET_MASK : value);
 }
 
-static const char *
-show_rdkafka_options(void)
+/* options with secret values masked, or NULL if they do not parse */
+static char *
+masked_rdkafka_options(const char *options)
 {
-	static char shown[4096];
 	StringInfoData buf;
 	char		error[256];
 
 	initStringInfo(&buf);
-	(void) parse_rdkafka_options(sk_rdkafka_options, append_shown_option, &buf,
-										  error, sizeof(error));
-	strlcpy(shown, buf.data, sizeof(shown));
-	pfree(buf.data);
-	return shown;
+	if (!parse_rdkafka_options(options, append_shown_option, &buf, error, sizeof(error)))
+		return NULL;
+	return buf.data;
+}
+
+static void
+assign_rdkafka_options(const char *newval pg_attribute_unused(), void *extra)
+{
+	sk_rdkafka_options = extra ? (char *) extra : "";
 }
 
 /*
@@ -283,10 +313,11 @@ check_one_option(const char *name, const char *value, void *arg)
 }
 
 static bool
-check_rdkafka_options(char **newval, void **extra pg_attribute_unused(),
-					  GucSource source pg_attribute_unused())
+check_rdkafka_options(char **newval, void **extra, GucSource source pg_attribute_unused())
 {
 	OptionCheck check = {0};
+	char	   *masked;
+	bool		stored;
 
 	check.conf = rd_kafka_conf_new();
 	check.ok = true;
@@ -294,12 +325,22 @@ check_rdkafka_options(char **newval, void **extra pg_attribute_unused(),
 										check.error, sizeof(check.error)))
 		check.ok = false;
 	rd_kafka_conf_destroy(check.conf);
-	if (!check.ok)
+	/* masked even when refused: PostgreSQL's error message quotes *newval */
+	masked = masked_rdkafka_options(*newval);
+	if (masked == NULL)
+		masked = pstrdup(parse_is_secret_property(*newval) ? SK_SECRET_MASK : *newval);
+	stored = mask_setting(newval, extra, masked);
+	pfree(masked);
+	if (check.ok && stored)
+		return true;
+	if (stored)
 	{
-		GUC_check_errdetail("%s", check.error);
-		GUC_check_errhint("Give librdkafka producer properties as \"name=value; name=value\".");
+		SK_guc_free(*extra);	/* the refused real value */
+		*extra = NULL;
 	}
-	return check.ok;
+	GUC_check_errdetail("%s", check.error);
+	GUC_check_errhint("Give librdkafka producer properties as \"name=value; name=value\".");
+	return false;
 }
 
 static bool
@@ -529,9 +570,9 @@ settings_define(void)
 	DefineCustomStringVariable("streamkafka.rdkafka_options",
 							   "Other librdkafka producer properties: \"name=value; name=value\".",
 							   NULL,
-							   &sk_rdkafka_options, "",
-							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, check_rdkafka_options, NULL,
-							   show_rdkafka_options);
+							   &guc_rdkafka_options, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, check_rdkafka_options,
+							   assign_rdkafka_options, NULL);
 
 	DefineCustomEnumVariable("streamkafka.overflow",
 							 "What happens when the queue is full: error, block, drop_newest or drop_oldest.",
@@ -566,9 +607,9 @@ settings_define(void)
 	DefineCustomStringVariable("streamkafka.sasl_password",
 							   "SASL password (shown as ********).",
 							   "\"file:PATH\" reads it from the first line of a file, so that it never appears in the log.",
-							   &sk_sasl_password, "",
+							   &guc_sasl_password, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
-							   NULL, NULL, show_sasl_password);
+							   check_secret, assign_sasl_password, NULL);
 
 	DefineCustomStringVariable("streamkafka.ssl_ca_location",
 							   "File of CA certificates that verify the brokers.",
@@ -591,9 +632,9 @@ settings_define(void)
 	DefineCustomStringVariable("streamkafka.ssl_key_password",
 							   "Password of the client private key (shown as ********).",
 							   "\"file:PATH\" reads it from the first line of a file, so that it never appears in the log.",
-							   &sk_ssl_key_password, "",
+							   &guc_ssl_key_password, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
-							   NULL, NULL, show_ssl_key_password);
+							   check_secret, assign_ssl_key_password, NULL);
 
 	DefineCustomBoolVariable("streamkafka.ssl_verify_hostname",
 							 "Check that a broker's certificate names the host connected to.",

@@ -6,8 +6,12 @@
  *
  * Attached by kafka_stream_table() as an AFTER ... FOR EACH ROW trigger (and
  * an AFTER TRUNCATE statement trigger) with these arguments:
- *   topic, format ("json" or "debezium"), then any number of "k=column" (the
- *   key columns) and "c=column" (the columns in the row images; none: all).
+ *   topic, format ("json" or "debezium"), then any number of "k#N=column"
+ *   (the key columns) and "c#N=column" (the columns in the row images; none:
+ *   all).  N is the column's attribute number in the table the stream was set
+ *   up on, so a renamed column is followed; a dropped image column leaves the
+ *   images, a dropped key column stops the stream with an error saying so.
+ *   Triggers made by 0.2.0 name columns only ("k=column").
  *
  * Row images are written by rowjson.c exactly as row_to_json() writes them,
  * so the JSON mapping of every type is PostgreSQL's: numeric exact,
@@ -18,8 +22,11 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
@@ -29,15 +36,18 @@
 #include "miscadmin.h"
 #include "parser/parse_relation.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "event.h"
+#include "pending.h"
 #include "publish.h"
 #include "rowjson.h"
 #include "ring.h"
@@ -56,6 +66,7 @@ typedef struct TriggerLayout
 	Oid			trigger_oid;	/* hash key */
 	Oid			relid;
 	bool		valid;
+	MemoryContext context;		/* everything below; NULL before the first build */
 	ChangeFormat format;
 	char	   *topic;
 	char	   *database;
@@ -118,6 +129,17 @@ trigger_error(const char *message, const char *detail)
 			 errhint("Attach the trigger with kafka_stream_table().")));
 }
 
+/* ERROR: the trigger names a column the table does not have */
+static void
+column_missing(Relation rel, const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("column \"%s\" of relation \"%s\" does not exist",
+					name, RelationGetRelationName(rel)),
+			 errhint("The table changed after kafka_stream_table(); call it again.")));
+}
+
 /* the attribute number of column "name" of rel, or ERROR */
 static AttrNumber
 column_attnum(Relation rel, const char *name)
@@ -125,12 +147,88 @@ column_attnum(Relation rel, const char *name)
 	AttrNumber	attnum = attnameAttNum(rel, name, false);
 
 	if (attnum == InvalidAttrNumber || attnum < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of relation \"%s\" does not exist",
-						name, RelationGetRelationName(rel)),
-				 errhint("The table changed after kafka_stream_table(); call it again.")));
+		column_missing(rel, name);
 	return attnum;
+}
+
+/*
+ * trigger_root_relation - the table kafka_stream_table() attached the trigger
+ * to: for a trigger cloned onto a partition, its topmost parent trigger's table
+ */
+static Oid
+trigger_root_relation(Trigger *trigger, Relation rel)
+{
+	Oid			trigger_oid = trigger->tgoid;
+	Oid			relid = RelationGetRelid(rel);
+	Relation	catalog;
+
+	if (!trigger->tgisclone)
+		return relid;
+	catalog = table_open(TriggerRelationId, AccessShareLock);
+	for (;;)
+	{
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tuple;
+		Form_pg_trigger form;
+
+		ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(trigger_oid));
+		scan = systable_beginscan(catalog, TriggerOidIndexId, true, NULL, 1, &key);
+		tuple = systable_getnext(scan);
+		if (!HeapTupleIsValid(tuple))
+		{
+			systable_endscan(scan);
+			break;
+		}
+		form = (Form_pg_trigger) GETSTRUCT(tuple);
+		relid = form->tgrelid;
+		trigger_oid = form->tgparentid;
+		systable_endscan(scan);
+		if (!OidIsValid(trigger_oid))
+			break;
+	}
+	table_close(catalog, AccessShareLock);
+	return relid;
+}
+
+/*
+ * column_by_number - the attribute number in rel of the column that was
+ * number root_attnum of the root table when the stream was set up ("k#3=id":
+ * root_attnum 3, name "id" then); InvalidAttrNumber if it was dropped
+ */
+static AttrNumber
+column_by_number(Relation rel, Oid root_relid, const char *arg)
+{
+	char	   *end;
+	long		root_attnum = strtol(arg, &end, 10);
+	HeapTuple	tuple;
+	Form_pg_attribute att;
+	AttrNumber	attnum = InvalidAttrNumber;
+
+	if (end == arg || *end != '=' || root_attnum <= 0 || root_attnum > MaxAttrNumber)
+		trigger_error("malformed streamkafka_trigger column argument", arg);
+	tuple = SearchSysCache2(ATTNUM, ObjectIdGetDatum(root_relid), Int16GetDatum(root_attnum));
+	if (!HeapTupleIsValid(tuple))
+		return InvalidAttrNumber;
+	att = (Form_pg_attribute) GETSTRUCT(tuple);
+	if (!att->attisdropped)
+		attnum = root_relid == RelationGetRelid(rel) ? att->attnum :
+			column_attnum(rel, NameStr(att->attname));
+	ReleaseSysCache(tuple);
+	return attnum;
+}
+
+/* ERROR: a key column of the stream was dropped */
+static void
+key_column_dropped(Relation rel, const char *arg)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("a key column of the Kafka stream of table \"%s\" was dropped",
+					RelationGetRelationName(rel)),
+			 errdetail("The stream was set up with key column \"%s\".", strchr(arg, '=') + 1),
+			 errhint("Call kafka_stream_table() again to choose the key columns.")));
 }
 
 static char *
@@ -153,7 +251,7 @@ json_names(const TriggerLayout *layout)
 static void
 layout_build(TriggerLayout *layout, Trigger *trigger, Relation rel)
 {
-	MemoryContext old = MemoryContextSwitchTo(layout_context);
+	MemoryContext old = MemoryContextSwitchTo(layout->context);
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			nargs = trigger->tgnargs;
 	char	  **args = trigger->tgargs;
@@ -161,6 +259,8 @@ layout_build(TriggerLayout *layout, Trigger *trigger, Relation rel)
 	AttrNumber *column_attnums = palloc(sizeof(AttrNumber) * nargs);
 	int			nkeys = 0;
 	int			ncolumns = 0;
+	int			listed_columns = 0;
+	Oid			root_relid = InvalidOid;
 
 	if (nargs < 2)
 		trigger_error("streamkafka_trigger needs at least a topic and a format", NULL);
@@ -173,13 +273,36 @@ layout_build(TriggerLayout *layout, Trigger *trigger, Relation rel)
 	event_check_topic(args[0], strlen(args[0]));
 	for (int i = 2; i < nargs; i++)
 	{
-		if (strncmp(args[i], "k=", 2) == 0)
+		if (strncmp(args[i], "k#", 2) == 0)
+		{
+			if (root_relid == InvalidOid)
+				root_relid = trigger_root_relation(trigger, rel);
+			key_attnums[nkeys] = column_by_number(rel, root_relid, args[i] + 2);
+			if (key_attnums[nkeys++] == InvalidAttrNumber)
+				key_column_dropped(rel, args[i]);
+		}
+		else if (strncmp(args[i], "c#", 2) == 0)
+		{
+			if (root_relid == InvalidOid)
+				root_relid = trigger_root_relation(trigger, rel);
+			column_attnums[ncolumns] = column_by_number(rel, root_relid, args[i] + 2);
+			listed_columns++;
+			if (column_attnums[ncolumns] != InvalidAttrNumber)
+				ncolumns++;
+		}
+		else if (strncmp(args[i], "k=", 2) == 0)
 			key_attnums[nkeys++] = column_attnum(rel, args[i] + 2);
 		else if (strncmp(args[i], "c=", 2) == 0)
 			column_attnums[ncolumns++] = column_attnum(rel, args[i] + 2);
 		else
 			trigger_error("unknown streamkafka_trigger argument", args[i]);
 	}
+	if (listed_columns > 0 && ncolumns == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("every column of the Kafka stream of table \"%s\" was dropped",
+						RelationGetRelationName(rel)),
+				 errhint("Call kafka_stream_table() again to choose the columns.")));
 
 	layout->relid = RelationGetRelid(rel);
 	layout->topic = pstrdup(args[0]);
@@ -208,10 +331,16 @@ layout_get(Trigger *trigger, Relation rel)
 	if (layouts == NULL)
 		layouts_init();
 	layout = hash_search(layouts, &trigger->tgoid, HASH_ENTER, &found);
+	if (!found)
+		layout->context = NULL;
 	if (!found || !layout->valid)
 	{
-		/* a stale layout's memory is left in layout_context (tables rarely change) */
+		/* a stale layout's memory goes with its context */
 		layout->valid = false;
+		if (layout->context != NULL)
+			MemoryContextDelete(layout->context);
+		layout->context = AllocSetContextCreate(layout_context, "streamkafka trigger layout",
+												ALLOCSET_SMALL_SIZES);
 		layout_build(layout, trigger, rel);
 	}
 	return layout;
@@ -375,6 +504,7 @@ streamkafka_trigger(PG_FUNCTION_ARGS)
 	event.topic = layout->topic;
 	event.topic_len = strlen(layout->topic);
 	event.partition = -1;
+	pending_note_table(RelationGetRelid(td->tg_relation));
 	publish(&event, true);
 
 	return PointerGetDatum(NULL);
