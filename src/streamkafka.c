@@ -54,7 +54,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 void		_PG_init(void);
 
 /*
- * The queue and counters: mapped by the postmaster, kept across crash
+ * The queue, counters and topic statistics: mapped by the postmaster, kept across crash
  * restarts; and after them the staging pool (staging.c), which is not kept.
  */
 static char *survivor_memory = NULL;
@@ -95,7 +95,7 @@ static void
 streamkafka_map_survivor_memory(void)
 {
 	Size		size = add_size(add_size(ring_shmem_size(), metrics_shmem_size()),
-								staging_shmem_size());
+								add_size(topicstats_shmem_size(), staging_shmem_size()));
 
 	survivor_memory = map_huge(size);
 	if (survivor_memory != NULL)
@@ -113,8 +113,7 @@ static Size
 streamkafka_shmem_size(void)
 {
 	return add_size(add_size(breaker_shmem_size(), mockfault_shmem_size()),
-					add_size(add_size(topicstats_shmem_size(), brokers_shmem_size()),
-							 lag_shmem_size()));
+					add_size(brokers_shmem_size(), lag_shmem_size()));
 }
 
 #if PG_VERSION_NUM >= 150000
@@ -139,7 +138,6 @@ streamkafka_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	breaker_shmem_init();
 	mockfault_shmem_init();
-	topicstats_shmem_init();
 	brokers_shmem_init();
 	lag_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
@@ -148,7 +146,9 @@ streamkafka_shmem_startup(void)
 	if (IsUnderPostmaster)
 		return;
 	recovered = ring_shmem_init(survivor_memory);
-	staging_shmem_init(survivor_memory + ring_shmem_size() + metrics_shmem_size(), !recovered);
+	topicstats_shmem_init(survivor_memory + ring_shmem_size() + metrics_shmem_size(), recovered);
+	staging_shmem_init(survivor_memory + ring_shmem_size() + metrics_shmem_size() +
+					   topicstats_shmem_size(), !recovered);
 	if (recovered)
 	{
 		uint64		kept = ring_recover();

@@ -126,18 +126,23 @@ topicstats_clear(void)
 	latency_init(&sk_topics->total);
 }
 
+/*
+ * topicstats_shmem_init - attach to the table at place, memory that outlives
+ * a crash restart (like the queue and kafka_stats' counters).  First time:
+ * empty it.  After a crash restart (recovered) the counters go on.  Called in
+ * the postmaster.
+ */
 void
-topicstats_shmem_init(void)
+topicstats_shmem_init(void *place, bool recovered)
 {
-	bool		found;
-
-	sk_topics = ShmemInitStruct("streamkafka topic stats", topicstats_shmem_size(), &found);
-	if (!found)
+	sk_topics = (SkTopicStats *) place;
+	if (!recovered)
 	{
 		sk_topics->nslots = sk_max_topics + 1;
 		pg_atomic_init_u32(&sk_topics->generation, 1);
 		topicstats_clear();
 	}
+	/* the lock lives in the main shared memory, made anew at a crash restart */
 	sk_topics->lock = &(GetNamedLWLockTranche("streamkafka"))[SK_LWLOCK_TOPICS].lock;
 }
 

@@ -33,7 +33,7 @@ typedef struct SkLatencyCopy
 } SkLatencyCopy;
 
 extern Size topicstats_shmem_size(void);
-extern void topicstats_shmem_init(void);
+extern void topicstats_shmem_init(void *place, bool recovered);
 
 /* the worker: slot of a topic (-1 never; the overflow slot when full) */
 extern bool topicstats_reset_seen(void);

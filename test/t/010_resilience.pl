@@ -101,6 +101,8 @@ sql("SELECT count(kafka_publish('$topic3', 'e-' || g, key => (g % 50)::text)) FR
 sql("SELECT count(kafka_publish('$topic3', 'e-' || g, key => (g % 50)::text)) FROM generate_series(100001, 200000) g");
 my $s = stats_row($node);
 my $unacked = $s->{queued} - $s->{delivered};
+my $topic2_before = sql("SELECT queued FROM kafka_topic_stats WHERE topic = '$topic2'");
+ok($topic2_before > 0, "kafka_topic_stats counts the earlier topic ($topic2_before queued)");
 my $pid = sql("SELECT kafka_health()->>'worker_pid'");
 kill 'KILL', $pid;
 diag("killed the worker with $unacked events not yet acknowledged");
@@ -125,6 +127,9 @@ my $counts;
 is($distinct, 200000, 'none of the 200,000 events was lost');
 ok($dups <= $unacked, "duplicates ($dups) only among the $unacked unacknowledged at the kill");
 identity_holds($node, 'after the crash restart');
+# per-topic statistics are kept with kafka_stats' counters
+is(sql("SELECT queued FROM kafka_topic_stats WHERE topic = '$topic2'"), $topic2_before,
+	'kafka_topic_stats kept an earlier topic\'s counts across the crash restart');
 
 $node->stop;
 done_testing();
