@@ -98,7 +98,6 @@ DECLARE
     rel name;
     keys text[] := key_columns;
     args text;
-    part regclass;
 BEGIN
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'table must not be null'
@@ -156,13 +155,8 @@ BEGIN
                               'FOR EACH ROW EXECUTE FUNCTION @extschema@.streamkafka_trigger(%s)', tbl, args);
     EXECUTE pg_catalog.format('CREATE TRIGGER streamkafka_truncate AFTER TRUNCATE ON %s '
                               'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.streamkafka_trigger(%s)', tbl, args);
-    -- a TRUNCATE event carries no row: its trigger needs no columns
-    FOR part IN SELECT p.relid FROM pg_catalog.pg_partition_tree(tbl) p WHERE p.relid <> tbl
-    LOOP
-        EXECUTE pg_catalog.format('CREATE TRIGGER streamkafka_truncate AFTER TRUNCATE ON %s '
-                                  'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.streamkafka_trigger(%s, %s)',
-                                  part, pg_catalog.quote_literal(topic), pg_catalog.quote_literal(format));
-    END LOOP;
+    -- a TRUNCATE event carries no row: a partition's trigger needs no columns
+    PERFORM @extschema@.kafka_partition_truncate_triggers(tbl);
     RETURN topic;
 END
 $$;
@@ -174,6 +168,78 @@ GRANT EXECUTE ON FUNCTION kafka_topic_allowed(text) TO streamkafka_publisher;
 -- == table streaming ==
 
 
+
+-- kafka_partition_truncate_triggers: give each partition of a streamed
+-- partitioned table without one a TRUNCATE trigger of its own (PostgreSQL
+-- clones row triggers to new partitions, not statement triggers); returns
+-- how many it made.  Run by kafka_stream_table and by an event trigger when
+-- a partition is created or attached.
+CREATE FUNCTION kafka_partition_truncate_triggers(tbl regclass) RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    root regclass;
+    args text[];
+    part regclass;
+    made integer := 0;
+BEGIN
+    -- the topmost streamed table above (or at) tbl, with its trigger's topic and format
+    SELECT t.tgrelid::regclass,
+           ARRAY[pg_catalog.split_part(pg_catalog.encode(t.tgargs, 'escape'), '\000', 1),
+                 pg_catalog.split_part(pg_catalog.encode(t.tgargs, 'escape'), '\000', 2)]
+      INTO root, args
+      FROM pg_catalog.pg_partition_ancestors(tbl) WITH ORDINALITY a(relid, depth)
+      JOIN pg_catalog.pg_trigger t ON t.tgrelid = a.relid AND t.tgname = 'streamkafka_changes'
+                                  AND t.tgparentid = 0
+     ORDER BY a.depth DESC LIMIT 1;
+    IF root IS NULL THEN
+        RETURN 0;
+    END IF;
+    FOR part IN SELECT p.relid FROM pg_catalog.pg_partition_tree(root) p
+                 WHERE p.relid <> root
+                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                                    WHERE t.tgrelid = p.relid AND t.tgname = 'streamkafka_truncate')
+    LOOP
+        EXECUTE pg_catalog.format('CREATE TRIGGER streamkafka_truncate AFTER TRUNCATE ON %s '
+                                  'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.streamkafka_trigger(%s, %s)',
+                                  part, pg_catalog.quote_literal(args[1]), pg_catalog.quote_literal(args[2]));
+        made := made + 1;
+    END LOOP;
+    RETURN made;
+END
+$$;
+-- executable by every role: it only completes streams a publisher set up,
+-- and creating the trigger still needs EXECUTE on streamkafka_trigger
+
+-- on CREATE TABLE ... PARTITION OF and ALTER TABLE ... ATTACH PARTITION: a
+-- new partition of a streamed table publishes its TRUNCATE too.  A role that
+-- may not create the trigger gets a warning, never a failed command.
+CREATE FUNCTION kafka_partition_ddl() RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cmd record;
+BEGIN
+    FOR cmd IN SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands()
+                WHERE object_type IN ('table', 'table column') AND classid = 'pg_catalog.pg_class'::regclass
+    LOOP
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                                   WHERE c.oid = cmd.objid AND (c.relispartition OR c.relkind = 'p'));
+        BEGIN
+            PERFORM @extschema@.kafka_partition_truncate_triggers(cmd.objid::regclass);
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE WARNING 'TRUNCATE of a new partition of a streamed table will not be published'
+                  USING DETAIL = SQLERRM,
+                        HINT = 'A role allowed to stream the table can call kafka_stream_table() on it again.';
+        END;
+    END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER streamkafka_partitions ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION kafka_partition_ddl();
 
 -- == dead letters ==
 

@@ -78,6 +78,24 @@ BEGIN;
 TRUNCATE parted;
 SELECT topic, value->>'op' AS op, value->>'table' AS "table" FROM stream_pending() ORDER BY 3;
 ROLLBACK;
+-- partitions created or attached later publish their TRUNCATE too
+CREATE TABLE parted_asia PARTITION OF parted FOR VALUES IN ('asia');
+CREATE TABLE parted_mars (id integer NOT NULL, region text NOT NULL, val text);
+ALTER TABLE parted ATTACH PARTITION parted_mars FOR VALUES IN ('mars');
+BEGIN;
+TRUNCATE parted_asia, parted_mars;
+SELECT topic, value->>'op' AS op, value->>'table' AS "table" FROM stream_pending() ORDER BY 3;
+ROLLBACK;
+-- a partition created by the table's owner (a publisher: PostgreSQL clones
+-- the row trigger, which needs EXECUTE on the trigger function)
+CREATE ROLE sk_partitioner IN ROLE streamkafka_publisher;
+GRANT CREATE ON SCHEMA public TO sk_partitioner;
+ALTER TABLE parted OWNER TO sk_partitioner;
+SET ROLE sk_partitioner;
+CREATE TABLE parted_moon PARTITION OF parted FOR VALUES IN ('moon');
+RESET ROLE;
+SELECT count(*) AS moon_truncate_triggers FROM pg_trigger
+ WHERE tgrelid = 'parted_moon'::regclass AND tgname = 'streamkafka_truncate';
 SELECT kafka_unstream_table('parted');
 SELECT count(*) AS triggers_left FROM pg_trigger t JOIN pg_partition_tree('parted') p ON p.relid = t.tgrelid
  WHERE t.tgname LIKE 'streamkafka%';
@@ -114,3 +132,5 @@ SELECT layout_bytes() <= :bytes_after_5 + 8192 AS layouts_do_not_grow,
 ROLLBACK;
 
 DROP TABLE shaped, parted, prepared_target, analysed;
+REVOKE CREATE ON SCHEMA public FROM sk_partitioner;
+DROP ROLE sk_partitioner;
