@@ -2,7 +2,8 @@
 # overflow policy drops the retry, so the row must not stay marked
 # retry_queued_at (kafka_retry_dead_letters() would then skip it for good);
 # kafka_retry_dead_letters() counts only the retries it queued.  Once there is
-# room, the retry is delivered and the row goes.  Driven by the embedded mock
+# room, the retry is delivered and the row goes.  Under drop_oldest, a retry
+# evicted after it was queued loses its mark.  Driven by the embedded mock
 # cluster's faults; the accounting identity at each step.
 use strict;
 use warnings;
@@ -47,6 +48,25 @@ wait_for("SELECT queue_events = 0 FROM kafka_stats", 'the queue drains');
 is(sql("SELECT kafka_retry_dead_letters()"), '1', 'the row is retried');
 wait_for("SELECT count(*) = 0 FROM kafka_dead_letters", 'delivered: the row goes');
 identity_holds($node, 'after the retry');
+
+# drop_oldest: a retry queued, then evicted by later events, loses its mark
+sql("SELECT kafka_mock_fault('produce_errors', 1, 10)");
+sql("SELECT kafka_publish('orders', repeat('s', 50000), transactional => false)");
+wait_for("SELECT count(*) = 1 FROM kafka_dead_letters", 'a second dead letter');
+sql("SELECT kafka_mock_fault('brokers_down')");
+my $fill = "SET streamkafka.overflow = 'drop_oldest';
+            SELECT count(kafka_publish('fill', repeat('x', 10000), transactional => false))
+              FROM generate_series(1, 200)";
+sql($fill);
+is(sql("SET streamkafka.overflow = 'drop_oldest'; SELECT kafka_retry_dead_letters()"), '1',
+	'drop_oldest makes room for the retry');
+is(sql("SELECT retry_queued_at IS NOT NULL FROM kafka_dead_letters"), 't', 'its row is marked');
+$dropped = stats_row($node)->{dropped};
+sql($fill);
+ok(stats_row($node)->{dropped} > $dropped + 100, 'the older events, the retry among them, were evicted');
+wait_for("SELECT retry_queued_at IS NULL FROM kafka_dead_letters", 'the evicted retry\'s row is no longer marked');
+identity_holds($node, 'after the eviction');
+sql("SELECT kafka_mock_fault('brokers_up')");
 
 $node->stop;
 done_testing();
