@@ -10,6 +10,10 @@
  * progress, sleep on a WaitEventSet of the latch (set by backends that queue
  * events while the worker sleeps), librdkafka's wake pipe (its main queue
  * became non-empty) and postmaster death, with a timeout as a safety net.
+ *
+ * The worker connects to streamkafka.database for the dead-letter table.
+ * If that fails, the next start connects to no database (see
+ * worker_connect): sending and the spill at a clean stop do not need one.
  */
 #include "postgres.h"
 
