@@ -40,14 +40,16 @@ BEGIN
 END
 $$;
 SELECT count(*) AS user_views FROM pg_class WHERE relname LIKE 'mine\_%' AND relkind = 'v';
+CREATE TEMP TABLE views_of_0_2_0 AS
+SELECT c.relname FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+ WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'streamkafka')
+   AND d.classid = 'pg_class'::regclass AND d.deptype = 'e' AND c.relkind = 'v';
 ALTER EXTENSION streamkafka UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'streamkafka';
 SELECT count(*) AS user_views_kept FROM pg_class WHERE relname LIKE 'mine\_%' AND relkind = 'v';
-SELECT c.relname AS view_without_its_grant
-  FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
- WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'streamkafka')
-   AND d.classid = 'pg_class'::regclass AND d.deptype = 'e' AND c.relkind = 'v'
-   AND NOT has_table_privilege('sk_dashboard', c.oid, 'SELECT')
+SELECT v.relname AS view_without_its_grant
+  FROM views_of_0_2_0 v
+ WHERE NOT has_table_privilege('sk_dashboard', v.relname, 'SELECT')
  ORDER BY 1;
 DO $$
 DECLARE

@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/timestamp.h"
 
@@ -106,6 +107,17 @@ enqueue_drop(uint32 nevents)
 }
 
 /*
+ * enqueue_set_origin - record in the reserved block at off the database and
+ * the role its events come from (a dead letter's row shows them)
+ */
+static void
+enqueue_set_origin(uint64 off)
+{
+	*ring_field(off, Oid, database) = MyDatabaseId;
+	*ring_field(off, Oid, role) = GetUserId();
+}
+
+/*
  * enqueue_reserve - reserve a block.  False: the events were dropped by the
  * overflow policy (counted).  Fails with SQLSTATE 53000 under error and block.
  */
@@ -115,7 +127,10 @@ enqueue_reserve(uint64 block_length, uint32 nevents, bool at_commit, uint64 *off
 	int			policy = sk_overflow;
 
 	if (ring_reserve(block_length, nevents, off))
+	{
+		enqueue_set_origin(*off);
 		return true;
+	}
 
 	if (policy == SK_OVERFLOW_DROP_NEWEST)
 	{
@@ -125,7 +140,10 @@ enqueue_reserve(uint64 block_length, uint32 nevents, bool at_commit, uint64 *off
 	if ((policy == SK_OVERFLOW_BLOCK || policy == SK_OVERFLOW_DROP_OLDEST) &&
 		enqueue_wait_for_space(block_length, nevents,
 							   policy == SK_OVERFLOW_DROP_OLDEST, off))
+	{
+		enqueue_set_origin(*off);
 		return true;
+	}
 	if (policy == SK_OVERFLOW_DROP_OLDEST)
 	{
 		enqueue_drop(nevents);
@@ -151,9 +169,10 @@ enqueue_reserve(uint64 block_length, uint32 nevents, bool at_commit, uint64 *off
 }
 
 /*
- * enqueue_now - put one event in the queue, ready to send
+ * enqueue_now - put one event in the queue, ready to send; false if the
+ * overflow policy dropped it
  */
-void
+bool
 enqueue_now(const SkEvent *event, uint64 size, int64 event_id)
 {
 	uint64		block_length = SK_BLOCK_HEADER_SIZE + size;
@@ -161,7 +180,7 @@ enqueue_now(const SkEvent *event, uint64 size, int64 event_id)
 
 	enqueue_check_fits(block_length, size);
 	if (!enqueue_reserve(block_length, 1, false, &off))
-		return;
+		return false;
 	/* from here to ring_block_ready nothing can fail */
 	if (ring_contiguous(off + SK_BLOCK_HEADER_SIZE) >= size)
 		event_pack(ring_at(off + SK_BLOCK_HEADER_SIZE), event, event_id, SK_BLOCK_HEADER_SIZE);
@@ -169,4 +188,5 @@ enqueue_now(const SkEvent *event, uint64 size, int64 event_id)
 		event_pack_ring(off + SK_BLOCK_HEADER_SIZE, event, event_id, SK_BLOCK_HEADER_SIZE);
 	metrics_count_queued(1);
 	ring_block_ready(off);
+	return true;
 }

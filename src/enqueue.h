@@ -10,6 +10,6 @@
 extern void enqueue_check_fits(uint64 block_length, uint64 event_size);
 extern bool enqueue_reserve(uint64 block_length, uint32 nevents,
 							bool at_commit, uint64 *off);
-extern void enqueue_now(const SkEvent *event, uint64 size, int64 event_id);
+extern bool enqueue_now(const SkEvent *event, uint64 size, int64 event_id);
 
 #endif							/* STREAMKAFKA_ENQUEUE_H */

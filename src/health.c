@@ -7,7 +7,8 @@
  * unhealthy: the worker is not running, the producer could not start, no
  *            broker is up, or the circuit breaker is open.
  * degraded:  some brokers down, the breaker half open, the queue over 80%
- *            full, dead letters written in the last 15 minutes, a consumer
+ *            full, dead letters written in the last 15 minutes or not
+ *            writable (no connection to streamkafka.database), a consumer
  *            group lagging more than streamkafka.lag_alert_threshold, or a
  *            topic with under-replicated partitions.
  */
@@ -20,6 +21,7 @@
 #include "utils/timestamp.h"
 
 #include "breaker.h"
+#include "deadletter.h"
 #include "health.h"
 #include "metrics.h"
 #include "lag.h"
@@ -154,9 +156,14 @@ health_report(StringInfo json)
 	check_breaker(&checks);
 	check(&checks, "queue", fill >= 0.8 ? "over 80% full" : "ok",
 		  fill >= 0.8 ? SK_DEGRADED : SK_HEALTHY);
-	check(&checks, "dead_letters", recent_dead_letters ?
-		  "events were dead-lettered in the last 15 minutes" : "ok",
-		  recent_dead_letters ? SK_DEGRADED : SK_HEALTHY);
+	if (deadletter_no_database())
+		check(&checks, "dead_letters",
+			  "cannot be written: the worker could not connect to streamkafka.database "
+			  "(see last_error)", SK_DEGRADED);
+	else
+		check(&checks, "dead_letters", recent_dead_letters ?
+			  "events were dead-lettered in the last 15 minutes" : "ok",
+			  recent_dead_letters ? SK_DEGRADED : SK_HEALTHY);
 	check_monitor(&checks);
 	appendStringInfoChar(&checks.json, '}');
 

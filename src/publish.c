@@ -145,6 +145,17 @@ publish_add_traceparent(SkEvent *event)
 	event->nheaders++;
 }
 
+/* publish_prepare - check an event and complete it; returns its packed size */
+static uint64
+publish_prepare(SkEvent *event)
+{
+	publish_check_context();
+	publish_topic(event);
+	publish_add_traceparent(event);
+	publish_check_size(event);
+	return event_packed_size(event);
+}
+
 /*
  * publish - check an event (topic as given, before the prefix) and queue it
  * with the transaction or at once; returns its id
@@ -155,11 +166,7 @@ publish(SkEvent *event, bool transactional)
 	uint64		size;
 	int64		event_id;
 
-	publish_check_context();
-	publish_topic(event);
-	publish_add_traceparent(event);
-	publish_check_size(event);
-	size = event_packed_size(event);
+	size = publish_prepare(event);
 	event_id = event->retry_id != 0 ? event->retry_id : ring_next_event_id();
 	if (transactional)
 		pending_add(event, size, event_id);
@@ -262,57 +269,36 @@ streamkafka_publish_jsonb(PG_FUNCTION_ARGS)
 	return publish_event(fcinfo, json, strlen(json));
 }
 
+/*
+ * publish_retry - queue a dead letter again at once, with its id
+ * (retry_id); its topic is used as stored (the prefix is already in it) but
+ * must still be allowed.  False if the overflow policy dropped it.
+ */
+bool
+publish_retry(SkEvent *event)
+{
+	uint64		size = publish_prepare(event);
+
+	return enqueue_now(event, size, event->retry_id);
+}
+
 PG_FUNCTION_INFO_V1(streamkafka_requeue_dead_letter);
 
 /*
- * streamkafka_requeue_dead_letter - queue a dead letter again, with its id,
- * when the transaction commits: (id, topic, key, value, headers, partition,
- * attempts).  The topic is used as stored (the prefix is already in it) but
- * must still be allowed.
+ * streamkafka_requeue_dead_letter - 0.2.0's kafka_requeue_dead_letter(id,
+ * topic, key, value, headers, partition, attempts), which queued what its
+ * caller passed under the id of any row: refused until the extension is
+ * updated (0.3.0 reads the row itself; see deadletter.c)
  */
 Datum
 streamkafka_requeue_dead_letter(PG_FUNCTION_ARGS)
 {
-	SkEvent		event = {0};
-	text	   *topic;
-
-	streamkafka_require_preload();
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(6))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("a dead letter's id, topic and attempts must not be null")));
-	event.retry_id = PG_GETARG_INT64(0);
-	topic = PG_GETARG_TEXT_PP(1);
-	event.topic = VARDATA_ANY(topic);
-	event.topic_len = VARSIZE_ANY_EXHDR(topic);
-	event.key_len = -1;
-	if (!PG_ARGISNULL(2))
-	{
-		bytea	   *key = PG_GETARG_BYTEA_PP(2);
-
-		event.key = VARDATA_ANY(key);
-		event.key_len = VARSIZE_ANY_EXHDR(key);
-	}
-	event.value_len = -1;
-	if (!PG_ARGISNULL(3))
-	{
-		bytea	   *value = PG_GETARG_BYTEA_PP(3);
-
-		event.value = VARDATA_ANY(value);
-		event.value_len = VARSIZE_ANY_EXHDR(value);
-	}
-	if (!PG_ARGISNULL(4))
-	{
-		StringInfoData headers;
-
-		initStringInfo(&headers);
-		event_pack_headers(PG_GETARG_JSONB_P(4), &headers, &event.nheaders);
-		event.headers = headers.data;
-		event.headers_len = headers.len;
-	}
-	event.partition = PG_ARGISNULL(5) ? -1 : Max(PG_GETARG_INT32(5), -1);
-	event.attempts = (uint16) Min(Max(PG_GETARG_INT32(6), 0), PG_UINT16_MAX);
-	(void) publish(&event, true);
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("kafka_requeue_dead_letter with the event's fields is no longer supported"),
+			 errdetail("It queued what its caller passed under any dead letter's id."),
+			 errhint("Run ALTER EXTENSION streamkafka UPDATE; then kafka_retry_dead_letters() "
+					 "and kafka_requeue_dead_letter(id) retry the rows as they are stored.")));
 	PG_RETURN_VOID();
 }
 

@@ -9,5 +9,6 @@
 #include "event.h"
 
 extern int64 publish(SkEvent *event, bool transactional);
+extern bool publish_retry(SkEvent *event);
 
 #endif							/* STREAMKAFKA_PUBLISH_H */

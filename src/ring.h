@@ -28,6 +28,8 @@ typedef struct SkBlockHeader
 	uint32		nevents;
 	uint64		length;			/* bytes, header included, multiple of 8 */
 	int64		enqueued_at;	/* TimestampTz when it became READY */
+	Oid			database;		/* where its events were published, or 0 */
+	Oid			role;			/* the current_user that queued them, or 0 */
 } SkBlockHeader;
 
 #define SK_BLOCK_HEADER_SIZE	((uint64) sizeof(SkBlockHeader))

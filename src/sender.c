@@ -397,6 +397,8 @@ sender_evict_block(uint64 off, uint64 *dropped)
 		{
 			*EVENT_FIELD(event_off, uint32, flags) |= SK_EVENT_DROPPED;
 			sender_count_topic_drop(event_off, &header);
+			if (header.flags & SK_EVENT_RETRY)
+				deadletter_retry_dropped(header.event_id);
 			(*dropped)++;
 		}
 		event_off += header.length;

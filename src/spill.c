@@ -10,9 +10,12 @@
  * events are still in shared memory, so the new worker deletes a file written
  * by the same shared memory (spill_forget_own; instance_id tells).
  *
- * File: "SKSPILL1", the shared memory's instance_id, then per block (one original transaction, or one
- * non-transactional event): uint32 event count, uint64 bytes of events, the
- * packed events (the worker's flags and sent_generation cleared, block_delta rewritten).
+ * File: "SKSPILL2", the shared memory's instance_id, then per block (one
+ * original transaction, or one non-transactional event): uint32 event count,
+ * the database and role it came from, uint64 bytes of events, the packed
+ * events (the worker's flags and sent_generation cleared).  "SKSPILL1" files
+ * (0.2.0) lack the origin.  Loading rewrites each event's block_delta (the
+ * block header's size may differ).
  * Written to spill.tmp, fsynced, renamed: a crash while writing leaves the
  * previous state (no file), never half a file.  A server crash writes no
  * spill: events in shared memory are lost then, as the README says.
@@ -34,14 +37,25 @@
 #define SPILL_DIR		"pg_streamkafka"
 #define SPILL_FILE		SPILL_DIR "/spill"
 #define SPILL_TMP		SPILL_DIR "/spill.tmp"
-#define SPILL_MAGIC		"SKSPILL1"
+#define SPILL_MAGIC		"SKSPILL2"
+#define SPILL_MAGIC_V1	"SKSPILL1"
 
 typedef struct SpillBlock
 {
 	uint32		nevents;
+	Oid			database;
+	uint64		bytes;
+	Oid			role;
+	uint32		unused;
+} SpillBlock;
+
+/* a block of an "SKSPILL1" file */
+typedef struct SpillBlockV1
+{
+	uint32		nevents;
 	uint32		unused;
 	uint64		bytes;
-} SpillBlock;
+} SpillBlockV1;
 
 /* copy a block's unfinished events into buf, ready to be a block again */
 static uint32
@@ -128,6 +142,8 @@ spill_write(void)
 			continue;
 		block.nevents = spill_collect(off, &buf);
 		block.bytes = buf.len;
+		block.database = *ring_field(off, Oid, database);
+		block.role = *ring_field(off, Oid, role);
 		if (block.nevents == 0)
 			continue;
 		if (fwrite(&block, sizeof(block), 1, file) != 1 ||
@@ -157,15 +173,45 @@ spill_write(void)
 
 /* put one spilled block back in the queue; false if it does not fit */
 static bool
-spill_restore_block(const SpillBlock *block, const char *events)
+spill_restore_block(const SpillBlock *block, char *events)
 {
 	uint64		off;
 
+	for (uint64 at = 0; at + sizeof(SkEventHeader) <= block->bytes;)
+	{
+		SkEventHeader *header = (SkEventHeader *) (events + at);
+
+		header->block_delta = SK_BLOCK_HEADER_SIZE + at;
+		if (header->length == 0)
+			break;
+		at += header->length;
+	}
 	if (!ring_reserve(SK_BLOCK_HEADER_SIZE + block->bytes, block->nevents, &off))
 		return false;
+	*ring_field(off, Oid, database) = block->database;
+	*ring_field(off, Oid, role) = block->role;
 	ring_write(off + SK_BLOCK_HEADER_SIZE, events, block->bytes);
 	metrics_count_queued(block->nevents);
 	ring_block_ready(off);
+	return true;
+}
+
+/*
+ * spill_read_block - read the next block's description; an "SKSPILL1"
+ * block has no origin
+ */
+static bool
+spill_read_block(FILE *file, bool version1, SpillBlock *block)
+{
+	SpillBlockV1 old;
+
+	if (!version1)
+		return fread(block, sizeof(*block), 1, file) == 1;
+	if (fread(&old, sizeof(old), 1, file) != 1)
+		return false;
+	memset(block, 0, sizeof(*block));
+	block->nevents = old.nevents;
+	block->bytes = old.bytes;
 	return true;
 }
 
@@ -178,15 +224,17 @@ void
 spill_load(void)
 {
 	FILE	   *file = AllocateFile(SPILL_FILE, PG_BINARY_R);
-	char		magic[8];
+	char		magic[8] = {0};
 	uint64		instance;
 	SpillBlock	block;
 	uint64		loaded = 0;
 	uint64		lost = 0;
+	bool		version1;
 
 	if (file == NULL)
 		return;
-	if (fread(magic, 1, 8, file) != 8 || memcmp(magic, SPILL_MAGIC, 8) != 0 ||
+	version1 = fread(magic, 1, 8, file) == 8 && memcmp(magic, SPILL_MAGIC_V1, 8) == 0;
+	if ((!version1 && memcmp(magic, SPILL_MAGIC, 8) != 0) ||
 		fread(&instance, sizeof(uint64), 1, file) != 1)
 	{
 		ereport(WARNING, (errmsg("streamkafka ignores \"%s\": not a spill file", SPILL_FILE)));
@@ -200,7 +248,7 @@ spill_load(void)
 		unlink(SPILL_FILE);
 		return;
 	}
-	while (fread(&block, sizeof(block), 1, file) == 1)
+	while (spill_read_block(file, version1, &block))
 	{
 		char	   *events = palloc(block.bytes);
 

@@ -31,6 +31,7 @@
 #include "breaker.h"
 #include "brokers.h"
 #include "compat.h"
+#include "deadletter.h"
 #include "lag.h"
 #include "metrics.h"
 #include "mockfault.h"
@@ -112,8 +113,9 @@ streamkafka_map_survivor_memory(void)
 static Size
 streamkafka_shmem_size(void)
 {
-	return add_size(add_size(breaker_shmem_size(), mockfault_shmem_size()),
-					add_size(brokers_shmem_size(), lag_shmem_size()));
+	return add_size(add_size(add_size(breaker_shmem_size(), mockfault_shmem_size()),
+							 add_size(brokers_shmem_size(), lag_shmem_size())),
+					deadletter_shmem_size());
 }
 
 #if PG_VERSION_NUM >= 150000
@@ -140,6 +142,7 @@ streamkafka_shmem_startup(void)
 	mockfault_shmem_init();
 	brokers_shmem_init();
 	lag_shmem_init();
+	deadletter_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 
 	/* the rest happens in the postmaster, before any other process exists */

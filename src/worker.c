@@ -10,6 +10,10 @@
  * progress, sleep on a WaitEventSet of the latch (set by backends that queue
  * events while the worker sleeps), librdkafka's wake pipe (its main queue
  * became non-empty) and postmaster death, with a timeout as a safety net.
+ *
+ * The worker connects to streamkafka.database for the dead-letter table.
+ * If that fails, the next start connects to no database (see
+ * worker_connect): sending and the spill at a clean stop do not need one.
  */
 #include "postgres.h"
 
@@ -48,6 +52,7 @@ PGDLLEXPORT void streamkafka_worker_main(Datum main_arg);
 
 static int	wake_pipe[2] = {-1, -1};
 static TimestampTz last_start_attempt = 0;
+static bool connecting = false; /* inside BackgroundWorkerInitializeConnection */
 
 static void
 worker_on_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
@@ -215,6 +220,52 @@ worker_shutdown(void)
 						   "if the server stops, they were saved to the spill file.")));
 }
 
+/* worker_connect_context - errors while connecting name the setting */
+static void
+worker_connect_context(void *arg pg_attribute_unused())
+{
+	errcontext("streamkafka worker connecting to database \"%s\" named by streamkafka.database",
+			   sk_database);
+	errhint("Create the database and the extension in it, or set streamkafka.database to a "
+			"database that has the extension and restart; until then the worker runs "
+			"without a database and dead letters wait in the queue.");
+}
+
+/* worker_connect_exit - exiting while connecting: the next start uses no database */
+static void
+worker_connect_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
+{
+	if (connecting)
+		deadletter_connect_failed();
+}
+
+/*
+ * worker_connect - connect to streamkafka.database, for the dead-letter
+ * table; also lets pg_terminate_backend() restart us.  If the last try
+ * failed (the database does not exist, refuses connections, ...), connect
+ * to no database instead: the queue is still delivered and spilled at a
+ * clean stop, and deadletter.c watches for the database to appear.
+ */
+static void
+worker_connect(void)
+{
+	ErrorContextCallback context = {error_context_stack, worker_connect_context, NULL};
+
+	if (deadletter_no_database())
+	{
+		BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+		deadletter_connected(false);
+		return;
+	}
+	before_shmem_exit(worker_connect_exit, 0);
+	error_context_stack = &context;
+	connecting = true;
+	BackgroundWorkerInitializeConnection(sk_database, NULL, 0);
+	connecting = false;
+	error_context_stack = context.previous;
+	deadletter_connected(true);
+}
+
 void
 streamkafka_worker_main(Datum main_arg pg_attribute_unused())
 {
@@ -222,12 +273,12 @@ streamkafka_worker_main(Datum main_arg pg_attribute_unused())
 	MemoryContext loop_context;
 	bool		progress;
 	bool		progressed_before = false;
+	bool		reconnect = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
-	/* for the dead-letter table; also lets pg_terminate_backend() restart us */
-	BackgroundWorkerInitializeConnection(sk_database, NULL, 0);
+	worker_connect();
 
 	loop_context = AllocSetContextCreate(TopMemoryContext, "streamkafka worker loop",
 										 ALLOCSET_DEFAULT_SIZES);
@@ -245,7 +296,7 @@ streamkafka_worker_main(Datum main_arg pg_attribute_unused())
 	ereport(LOG, (errmsg("streamkafka worker started")));
 	worker_start_producer(0);
 
-	while (!ShutdownRequestPending)
+	while (!ShutdownRequestPending && !reconnect)
 	{
 		MemoryContext old = MemoryContextSwitchTo(loop_context);
 
@@ -253,6 +304,7 @@ streamkafka_worker_main(Datum main_arg pg_attribute_unused())
 		if (ConfigReloadPending)
 			worker_reload();
 		progress = worker_step();
+		reconnect = deadletter_database_back();
 		if (!progress)
 			worker_sleep(events, progressed_before);
 		progressed_before = progress;
