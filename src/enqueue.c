@@ -56,26 +56,45 @@ enqueue_check_fits(uint64 block_length, uint64 event_size)
 					 "per transaction, or use transactional => false.")));
 }
 
-/* wait up to enqueue_timeout_ms for room; with evict, ask the worker to make it */
-static bool
+/* the most bytes this database's events may take in the queue */
+static uint64
+enqueue_database_limit(void)
+{
+	if (sk_database_queue_share >= 100 || !IsUnderPostmaster)
+		return PG_UINT64_MAX;
+	return ring_capacity() / 100 * sk_database_queue_share;
+}
+
+/* reserve a block for this session's database and role */
+static SkReserveResult
+enqueue_try(uint64 block_length, uint32 nevents, uint64 *off)
+{
+	return ring_reserve(block_length, nevents, MyDatabaseId, GetUserId(),
+						enqueue_database_limit(), off);
+}
+
+/*
+ * wait up to enqueue_timeout_ms for room; with evict, ask the worker to make
+ * it (not when the database's share is what is used up: evicting would take
+ * other databases' events)
+ */
+static SkReserveResult
 enqueue_wait_for_space(uint64 block_length, uint32 nevents, bool evict, uint64 *off)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   sk_enqueue_timeout_ms);
-	bool		reserved = false;
+	SkReserveResult result;
 
 	ConditionVariablePrepareToSleep(&sk_ring->space_cv);
 	for (;;)
 	{
 		long		remaining;
 
-		if (evict)
-			ring_request_eviction(block_length);
-		if (ring_reserve(block_length, nevents, off))
-		{
-			reserved = true;
+		result = enqueue_try(block_length, nevents, off);
+		if (result == SK_RESERVED)
 			break;
-		}
+		if (evict && result == SK_QUEUE_FULL)
+			ring_request_eviction(block_length);
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		if (remaining <= 0)
 			break;
@@ -83,7 +102,7 @@ enqueue_wait_for_space(uint64 block_length, uint32 nevents, bool evict, uint64 *
 		(void) ConditionVariableTimedSleep(&sk_ring->space_cv, remaining, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
-	return reserved;
+	return result;
 }
 
 /* count events dropped by policy; log at most once per interval per session */
@@ -107,64 +126,75 @@ enqueue_drop(uint32 nevents)
 }
 
 /*
- * enqueue_set_origin - record in the reserved block at off the database and
- * the role its events come from (a dead letter's row shows them)
- */
-static void
-enqueue_set_origin(uint64 off)
-{
-	*ring_field(off, Oid, database) = MyDatabaseId;
-	*ring_field(off, Oid, role) = GetUserId();
-}
-
-/*
  * enqueue_reserve - reserve a block.  False: the events were dropped by the
  * overflow policy (counted).  Fails with SQLSTATE 53000 under error and block.
  */
-bool
-enqueue_reserve(uint64 block_length, uint32 nevents, bool at_commit, uint64 *off)
+/* ERROR: the queue, or the database's share of it, has no room */
+static void
+enqueue_reject(SkReserveResult result, uint64 block_length, uint32 nevents, bool at_commit)
 {
-	int			policy = sk_overflow;
-
-	if (ring_reserve(block_length, nevents, off))
-	{
-		enqueue_set_origin(*off);
-		return true;
-	}
-
-	if (policy == SK_OVERFLOW_DROP_NEWEST)
-	{
-		enqueue_drop(nevents);
-		return false;
-	}
-	if ((policy == SK_OVERFLOW_BLOCK || policy == SK_OVERFLOW_DROP_OLDEST) &&
-		enqueue_wait_for_space(block_length, nevents,
-							   policy == SK_OVERFLOW_DROP_OLDEST, off))
-	{
-		enqueue_set_origin(*off);
-		return true;
-	}
-	if (policy == SK_OVERFLOW_DROP_OLDEST)
-	{
-		enqueue_drop(nevents);
-		return false;
-	}
+	const char *waited = sk_overflow == SK_OVERFLOW_BLOCK ?
+		", and no room came free within streamkafka.enqueue_timeout_ms" : "";
 
 	metrics_count_rejected(nevents);
+	if (result == SK_SHARE_FULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("this database's share of the streamkafka queue is full"),
+				 at_commit ?
+				 errdetail("Its events may take %d%% of the queue (streamkafka.database_queue_share), "
+						   "%llu bytes; the transaction's %u event(s) need %llu more%s, and the "
+						   "transaction is rolled back.",
+						   sk_database_queue_share, (unsigned long long) enqueue_database_limit(),
+						   nevents, (unsigned long long) block_length, waited) :
+				 errdetail("Its events may take %d%% of the queue (streamkafka.database_queue_share), "
+						   "%llu bytes; the event needs %llu more%s, and it was not published.",
+						   sk_database_queue_share, (unsigned long long) enqueue_database_limit(),
+						   (unsigned long long) block_length, waited),
+				 errhint("Events wait in the queue until Kafka acknowledges them: check "
+						 "SELECT kafka_health(), or raise streamkafka.database_queue_share.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 			 errmsg("streamkafka queue is full"),
 			 at_commit ?
 			 errdetail("The transaction's %u Kafka event(s) need %llu bytes%s; "
 					   "the transaction is rolled back and none of them is published.",
-					   nevents, (unsigned long long) block_length,
-					   policy == SK_OVERFLOW_BLOCK ? ", and no room came free within streamkafka.enqueue_timeout_ms" : "") :
+					   nevents, (unsigned long long) block_length, waited) :
 			 errdetail("The event needs %llu bytes%s; it was not published.",
-					   (unsigned long long) block_length,
-					   policy == SK_OVERFLOW_BLOCK ? ", and no room came free within streamkafka.enqueue_timeout_ms" : ""),
+					   (unsigned long long) block_length, waited),
 			 errhint("Events wait in the queue until Kafka acknowledges them: check "
 					 "SELECT kafka_health(), raise streamkafka.queue_size, or choose "
 					 "another streamkafka.overflow policy.")));
+}
+
+/*
+ * enqueue_reserve - reserve a block.  False: the events were dropped by the
+ * overflow policy (counted).  Fails with SQLSTATE 53000 under error and block.
+ * A database whose share of the queue is used up is treated as a full queue,
+ * except that drop_oldest then evicts nothing (the oldest events may be
+ * another database's).
+ */
+bool
+enqueue_reserve(uint64 block_length, uint32 nevents, bool at_commit, uint64 *off)
+{
+	int			policy = sk_overflow;
+	SkReserveResult result = enqueue_try(block_length, nevents, off);
+
+	if (result == SK_RESERVED)
+		return true;
+	if (policy == SK_OVERFLOW_BLOCK || policy == SK_OVERFLOW_DROP_OLDEST)
+	{
+		result = enqueue_wait_for_space(block_length, nevents,
+										policy == SK_OVERFLOW_DROP_OLDEST, off);
+		if (result == SK_RESERVED)
+			return true;
+	}
+	if (policy == SK_OVERFLOW_DROP_NEWEST || policy == SK_OVERFLOW_DROP_OLDEST)
+	{
+		enqueue_drop(nevents);
+		return false;
+	}
+	enqueue_reject(result, block_length, nevents, at_commit);
 	pg_unreachable();
 }
 

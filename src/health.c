@@ -25,6 +25,7 @@
 #include "health.h"
 #include "metrics.h"
 #include "lag.h"
+#include "ring.h"
 #include "settings.h"
 #include "staging.h"
 #include "streamkafka.h"
@@ -129,6 +130,45 @@ health_staging(StringInfo json)
 }
 
 /*
+ * health_queue_databases - "queue_databases": the bytes each database's
+ * events take in the queue (database_oid 0: databases without a slot of
+ * their own); with a database_queue_share below 100, a database past 80% of
+ * its share degrades the "queue_share" check
+ */
+static void
+health_queue_databases(StringInfo json, HealthChecks *checks)
+{
+	SkDatabaseShare shares[SK_RING_DATABASES];
+	int			n = ring_database_shares(shares);
+	uint64		limit = ring_capacity() / 100 * sk_database_queue_share;
+	Oid			fullest = InvalidOid;
+	uint64		fullest_bytes = 0;
+
+	appendStringInfoString(json, "\"queue_databases\": [");
+	for (int i = 0; i < n; i++)
+	{
+		appendStringInfo(json, "%s{\"database_oid\": %u, \"bytes\": %llu}", i > 0 ? ", " : "",
+						 shares[i].database, (unsigned long long) shares[i].bytes);
+		if (shares[i].bytes >= fullest_bytes)
+		{
+			fullest = shares[i].database;
+			fullest_bytes = shares[i].bytes;
+		}
+	}
+	appendStringInfoString(json, "], ");
+	if (sk_database_queue_share < 100 && fullest_bytes >= limit / 10 * 8)
+	{
+		char		message[128];
+
+		snprintf(message, sizeof(message),
+				 "database %u uses over 80%% of its share of the queue", fullest);
+		check(checks, "queue_share", message, SK_DEGRADED);
+	}
+	else
+		check(checks, "queue_share", "ok", SK_HEALTHY);
+}
+
+/*
  * health_report - the report as JSON text into json; returns the verdict
  */
 SkHealthStatus
@@ -138,6 +178,7 @@ health_report(StringInfo json)
 	HealthChecks checks = {{0}, SK_HEALTHY};
 	double		fill;
 	bool		recent_dead_letters;
+	StringInfoData queue_databases;
 
 	metrics_snapshot(&snap);
 	fill = (double) snap.queue_bytes / (double) snap.queue_size;
@@ -156,6 +197,8 @@ health_report(StringInfo json)
 	check_breaker(&checks);
 	check(&checks, "queue", fill >= 0.8 ? "over 80% full" : "ok",
 		  fill >= 0.8 ? SK_DEGRADED : SK_HEALTHY);
+	initStringInfo(&queue_databases);
+	health_queue_databases(&queue_databases, &checks);
 	if (deadletter_no_database())
 		check(&checks, "dead_letters",
 			  "cannot be written: the worker could not connect to streamkafka.database "
@@ -178,6 +221,7 @@ health_report(StringInfo json)
 	appendStringInfo(json, "\"brokers_total\": %d, \"brokers_up\": %d, \"brokers_down\": %d, ",
 					 snap.brokers_total, snap.brokers_up, snap.brokers_down);
 	appendStringInfo(json, "\"queue_fill\": %.4f, ", fill);
+	appendStringInfoString(json, queue_databases.data);
 	health_staging(json);
 	json_string(json, "last_error", snap.last_error);
 	escape_json(json, "version");

@@ -111,6 +111,7 @@ ring_shmem_init(void *place)
 	pg_atomic_init_u64(&sk_ring->head, 0);
 	sk_ring->tail = 0;
 	sk_ring->high_water = 0;
+	memset(sk_ring->shares, 0, sizeof(sk_ring->shares));
 	sk_ring->size = ring_data_size();
 	sk_ring->producer_generation = 0;
 	sk_ring->instance_id = ((uint64) GetCurrentTimestamp() << 16) ^ (uint64) MyProcPid;
@@ -169,15 +170,47 @@ ring_next_event_id(void)
 }
 
 /*
- * ring_reserve - reserve a block of length bytes (header included, multiple
- * of 8) holding nevents events.  Returns false, reserving nothing, when the
- * queue has not that much free space now.
+ * share_slot - the slot of database's share (under the lock, or in the
+ * worker for a database it met in a block, whose slot was claimed before)
  */
-bool
-ring_reserve(uint64 length, uint32 nevents, uint64 *off)
+static int
+share_slot(Oid database, bool claim)
+{
+	static Oid	last_database = InvalidOid;
+	static int	last_slot = SK_RING_DATABASES - 1;
+
+	if (database == InvalidOid)
+		return SK_RING_DATABASES - 1;
+	if (database == last_database)
+		return last_slot;
+	for (int i = 0; i < SK_RING_DATABASES - 1; i++)
+	{
+		if (sk_ring->shares[i].database == database ||
+			(claim && sk_ring->shares[i].database == InvalidOid))
+		{
+			sk_ring->shares[i].database = database;
+			last_database = database;
+			last_slot = i;
+			return i;
+		}
+	}
+	return SK_RING_DATABASES - 1;
+}
+
+/*
+ * ring_reserve - reserve a block of length bytes (header included, multiple
+ * of 8) holding nevents events published in database by role.  Reserves
+ * nothing when the queue has not that much free space now (SK_QUEUE_FULL) or
+ * the database's blocks would then take more than database_limit bytes
+ * (SK_SHARE_FULL).
+ */
+SkReserveResult
+ring_reserve(uint64 length, uint32 nevents, Oid database, Oid role, uint64 database_limit,
+			 uint64 *off)
 {
 	uint64		head;
 	SkBlockHeader *header;
+	SkDatabaseShare *share;
 
 	Assert(length % 8 == 0 && length >= SK_BLOCK_HEADER_SIZE);
 
@@ -193,11 +226,18 @@ ring_reserve(uint64 length, uint32 nevents, uint64 *off)
 
 	SpinLockAcquire(&sk_ring->lock);
 	head = pg_atomic_read_u64(&sk_ring->head);
+	share = &sk_ring->shares[share_slot(database, true)];
+	if (share->bytes + length > database_limit)
+	{
+		SpinLockRelease(&sk_ring->lock);
+		return SK_SHARE_FULL;
+	}
 	if (length > sk_ring->size - (head - sk_ring->tail))
 	{
 		SpinLockRelease(&sk_ring->lock);
-		return false;
+		return SK_QUEUE_FULL;
 	}
+	share->bytes += length;
 	if (ring_contiguous(head) >= SK_BLOCK_HEADER_SIZE)
 	{
 		/* the common case: one position, three stores */
@@ -205,12 +245,16 @@ ring_reserve(uint64 length, uint32 nevents, uint64 *off)
 		pg_atomic_write_u32(&header->state, SK_BLOCK_WRITING);
 		header->nevents = nevents;
 		header->length = length;
+		header->database = database;
+		header->role = role;
 	}
 	else
 	{
 		pg_atomic_write_u32(ring_field(head, pg_atomic_uint32, state), SK_BLOCK_WRITING);
 		*ring_field(head, uint32, nevents) = nevents;
 		*ring_field(head, uint64, length) = length;
+		*ring_field(head, Oid, database) = database;
+		*ring_field(head, Oid, role) = role;
 	}
 	pg_write_barrier();			/* the header before head, for the worker */
 	pg_atomic_write_u64(&sk_ring->head, head + length);
@@ -219,7 +263,7 @@ ring_reserve(uint64 length, uint32 nevents, uint64 *off)
 	SpinLockRelease(&sk_ring->lock);
 
 	*off = head;
-	return true;
+	return SK_RESERVED;
 }
 
 /*
@@ -403,11 +447,43 @@ ring_worker_bounds(uint64 *tail, uint64 *head)
 void
 ring_release(uint64 new_tail)
 {
+	uint64		released[SK_RING_DATABASES] = {0};
+	int			first = SK_RING_DATABASES;
+	int			last = -1;
+
+	/* the blocks given back, by database: only the worker moves tail */
+	for (uint64 off = sk_ring->tail; off < new_tail; off += *ring_field(off, uint64, length))
+	{
+		int			slot = share_slot(*ring_field(off, Oid, database), false);
+
+		released[slot] += *ring_field(off, uint64, length);
+		first = Min(first, slot);
+		last = Max(last, slot);
+	}
 	SpinLockAcquire(&sk_ring->lock);
 	Assert(new_tail >= sk_ring->tail && new_tail <= pg_atomic_read_u64(&sk_ring->head));
 	sk_ring->tail = new_tail;
+	for (int i = first; i <= last; i++)
+		sk_ring->shares[i].bytes -= Min(released[i], sk_ring->shares[i].bytes);
 	SpinLockRelease(&sk_ring->lock);
 	ConditionVariableBroadcast(&sk_ring->space_cv);
+}
+
+/*
+ * ring_database_shares - copy the databases' shares into shares (room for
+ * SK_RING_DATABASES); returns how many are in use
+ */
+int
+ring_database_shares(SkDatabaseShare *shares)
+{
+	int			n = 0;
+
+	SpinLockAcquire(&sk_ring->lock);
+	for (int i = 0; i < SK_RING_DATABASES; i++)
+		if (sk_ring->shares[i].bytes > 0 || sk_ring->shares[i].database != InvalidOid)
+			shares[n++] = sk_ring->shares[i];
+	SpinLockRelease(&sk_ring->lock);
+	return n;
 }
 
 /*

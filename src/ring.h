@@ -34,6 +34,30 @@ typedef struct SkBlockHeader
 
 #define SK_BLOCK_HEADER_SIZE	((uint64) sizeof(SkBlockHeader))
 
+/*
+ * The queue's share per database: bytes of the blocks each database has
+ * reserved and the worker has not released yet, so that no database can
+ * take more than streamkafka.database_queue_share of the queue.  Slots are
+ * claimed on a database's first reservation and never given back; the last
+ * slot holds every database that finds no free slot (and blocks of unknown
+ * origin).  Under the ring's lock.
+ */
+#define SK_RING_DATABASES	64
+
+typedef struct SkDatabaseShare
+{
+	Oid			database;		/* InvalidOid while free */
+	uint64		bytes;
+} SkDatabaseShare;
+
+/* what ring_reserve says */
+typedef enum SkReserveResult
+{
+	SK_RESERVED,
+	SK_QUEUE_FULL,				/* no room in the queue */
+	SK_SHARE_FULL				/* the database's share is used up */
+} SkReserveResult;
+
 typedef struct SkRing
 {
 	/* set when the ring is made, then only read: a line of its own */
@@ -49,6 +73,7 @@ typedef struct SkRing
 	Latch	   *consumer_latch; /* the worker's latch, NULL if none */
 	uint32		producer_generation;	/* the worker's current producer (worker only) */
 	ConditionVariable space_cv; /* broadcast when space is released */
+	SkDatabaseShare shares[SK_RING_DATABASES];	/* under lock */
 	/* written by backends only, apart from the lock's line */
 	char		pad1[PG_CACHE_LINE_SIZE];
 	pg_atomic_uint64 next_event_id;
@@ -93,7 +118,9 @@ ring_contiguous(uint64 off)
 }
 
 /* producers (backends) */
-extern bool ring_reserve(uint64 length, uint32 nevents, uint64 *off);
+extern SkReserveResult ring_reserve(uint64 length, uint32 nevents, Oid database, Oid role,
+									uint64 database_limit, uint64 *off);
+extern int	ring_database_shares(SkDatabaseShare *shares);
 extern void ring_write(uint64 off, const void *src, uint64 len);
 extern void ring_block_ready(uint64 off);
 extern void ring_block_abandon(uint64 off);

@@ -56,6 +56,7 @@ char	   *sk_default_headers = NULL;
 char	   *sk_rdkafka_options = "";	/* the real values; the settings show them masked */
 int			sk_overflow = SK_OVERFLOW_ERROR;
 int			sk_enqueue_timeout_ms = 1000;
+int			sk_database_queue_share = 100;
 const SkPackedHeaders *sk_default_headers_packed = NULL;
 int			sk_security_protocol = 0;
 int			sk_sasl_mechanism = 0;
@@ -579,6 +580,12 @@ settings_define(void)
 							 NULL,
 							 &sk_overflow, SK_OVERFLOW_ERROR, overflow_options,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.database_queue_share",
+							"Most of the queue, in percent, that one database's events may take.",
+							"100: no limit.  A database over its share is treated as a full queue.",
+							&sk_database_queue_share, 100, 1, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.enqueue_timeout_ms",
 							"How long a session waits for queue space (overflow = block or drop_oldest).",

@@ -63,6 +63,7 @@ extern char *sk_topic_prefix;
 extern char *sk_default_headers;
 extern char *sk_rdkafka_options;
 extern int	sk_overflow;
+extern int	sk_database_queue_share;
 extern int	sk_enqueue_timeout_ms;
 extern const SkPackedHeaders *sk_default_headers_packed;
 extern int	sk_security_protocol;

@@ -186,10 +186,9 @@ spill_restore_block(const SpillBlock *block, char *events)
 			break;
 		at += header->length;
 	}
-	if (!ring_reserve(SK_BLOCK_HEADER_SIZE + block->bytes, block->nevents, &off))
+	if (ring_reserve(SK_BLOCK_HEADER_SIZE + block->bytes, block->nevents, block->database,
+					 block->role, PG_UINT64_MAX, &off) != SK_RESERVED)
 		return false;
-	*ring_field(off, Oid, database) = block->database;
-	*ring_field(off, Oid, role) = block->role;
 	ring_write(off + SK_BLOCK_HEADER_SIZE, events, block->bytes);
 	metrics_count_queued(block->nevents);
 	ring_block_ready(off);
