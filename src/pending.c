@@ -85,6 +85,9 @@ static int	max_marks = 0;
 static bool block_reserved = false;
 static uint64 block_off = 0;
 
+/* chunks were added to the chain since the last pending_reset */
+static bool chain_grown = false;
+
 static void pending_xact_callback(XactEvent event, void *arg);
 static void pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 									 SubTransactionId parentSubid, void *arg);
@@ -210,6 +213,7 @@ chunk_space(uint64 size)
 				next = chunk_new(Max(size, grow));
 			next->next = current_chunk->next;
 			current_chunk->next = next;
+			chain_grown = true;
 		}
 		current_chunk = next;
 		current_chunk->used = 0;
@@ -294,6 +298,7 @@ pending_reset(void)
 	pending_bytes = 0;
 	nmarks = 0;
 	block_reserved = false;
+	chain_grown = false;
 }
 
 /* PRE_COMMIT: reserve the block and copy every event into it */
@@ -323,10 +328,16 @@ pending_reserve(void)
 	Assert(pos == off + SK_BLOCK_HEADER_SIZE + pending_bytes);
 }
 
+/*
+ * pending_xact_callback - queue, abandon or forget the transaction's events.
+ * A transaction that published nothing returns at once; one whose events
+ * were all rolled back by a savepoint still gives its chunks back (borrowed
+ * ones belong to every session).
+ */
 static void
 pending_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
-	if (pending_events == 0 && nmarks == 0 && !block_reserved)
+	if (pending_events == 0 && nmarks == 0 && !block_reserved && !chain_grown)
 		return;
 
 	switch (event)
