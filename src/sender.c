@@ -55,6 +55,7 @@ typedef struct SenderState
 	uint64		scan_block;		/* release: the block partly found finished */
 	uint64		scan_event;		/* ... and its first event not finished */
 	uint64		dropped_unlogged;
+	uint64		refused_dropped_unlogged;
 	TimestampTz last_drop_log;
 	TimestampTz poll_time;		/* when the current poll began (latency) */
 } SenderState;
@@ -352,19 +353,24 @@ sender_has_work(void)
 		pg_atomic_read_u32(ring_field(sender.next_block, pg_atomic_uint32, state)) != SK_BLOCK_WRITING;
 }
 
+/* log drops (and how many were refused events) at most every 10 s */
 static void
-sender_log_drops(uint64 dropped)
+sender_log_drops(uint64 dropped, uint64 refused)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
 	sender.dropped_unlogged += dropped;
+	sender.refused_dropped_unlogged += refused;
 	if (sender.dropped_unlogged == 0 ||
 		!TimestampDifferenceExceeds(sender.last_drop_log, now, DROP_LOG_INTERVAL_MS))
 		return;
 	ereport(LOG,
-			(errmsg("streamkafka dropped the %llu oldest queued events to make room (overflow = drop_oldest)",
-					(unsigned long long) sender.dropped_unlogged)));
+			(errmsg("streamkafka dropped the %llu oldest queued events to make room (overflow = drop_oldest), "
+					"%llu of them refused by Kafka and not yet in kafka_dead_letters",
+					(unsigned long long) sender.dropped_unlogged,
+					(unsigned long long) sender.refused_dropped_unlogged)));
 	sender.dropped_unlogged = 0;
+	sender.refused_dropped_unlogged = 0;
 	sender.last_drop_log = now;
 }
 
@@ -379,9 +385,42 @@ sender_count_topic_drop(uint64 event_off, const SkEventHeader *header)
 	topicstats_count_dropped(slot);
 }
 
-/* drop the block's events not in flight; true if the whole block is finished */
+/*
+ * block_droppable - may the READY block at off be dropped (or released, if
+ * all its events are finished)?  Not while an event is in flight, nor when
+ * some events were delivered and others not: a transaction is dropped whole
+ * or not at all, never half-published.
+ */
 static bool
-sender_evict_block(uint64 off, uint64 *dropped)
+block_droppable(uint64 off)
+{
+	uint64		event_off = off + SK_BLOCK_HEADER_SIZE;
+	uint32		nevents = *ring_field(off, uint32, nevents);
+	bool		delivered = false;
+	bool		unfinished = false;
+
+	for (uint32 i = 0; i < nevents; i++)
+	{
+		SkEventHeader header;
+
+		ring_read(event_off, &header, sizeof(header));
+		if (event_in_flight(&header))
+			return false;
+		if (header.flags & SK_EVENT_DELIVERED)
+			delivered = true;
+		else if (!(header.flags & SK_EVENT_FINISHED))
+			unfinished = true;
+		event_off += header.length;
+	}
+	return !(delivered && unfinished);
+}
+
+/*
+ * sender_drop_block - drop every unfinished event of the block at off,
+ * refused ones (waiting for their dead-letter row) included; counts them
+ */
+static void
+sender_drop_block(uint64 off, uint64 *dropped, uint64 *refused)
 {
 	uint64		event_off = off + SK_BLOCK_HEADER_SIZE;
 	uint32		nevents = *ring_field(off, uint32, nevents);
@@ -391,23 +430,25 @@ sender_evict_block(uint64 off, uint64 *dropped)
 		SkEventHeader header;
 
 		ring_read(event_off, &header, sizeof(header));
-		if (event_in_flight(&header))
-			return false;
-		if (!(header.flags & SK_EVENT_SETTLED))
+		if (!(header.flags & SK_EVENT_FINISHED))
 		{
 			*EVENT_FIELD(event_off, uint32, flags) |= SK_EVENT_DROPPED;
 			sender_count_topic_drop(event_off, &header);
 			(*dropped)++;
+			if (header.flags & SK_EVENT_REFUSED)
+				(*refused)++;
 		}
 		event_off += header.length;
 	}
-	return true;
 }
 
 /*
  * sender_evict - overflow = drop_oldest: take back from librdkafka the events
- * it has not put on the wire, then drop the oldest events until bytes_wanted
- * are free or an event still in flight is reached.  Returns bytes freed.
+ * it has not put on the wire, then drop the oldest blocks until a block of
+ * bytes_wanted fits (only the shortfall is freed), stopping at a block that
+ * is being written or has an event delivered or in flight.  Refused events
+ * still waiting for their dead-letter row are dropped with their block and
+ * counted.  Returns bytes freed.
  */
 uint64
 sender_evict(uint64 bytes_wanted)
@@ -415,24 +456,34 @@ sender_evict(uint64 bytes_wanted)
 	uint64		tail;
 	uint64		head;
 	uint64		off;
+	uint64		shortfall;
 	uint64		dropped = 0;
+	uint64		refused = 0;
 
+	ring_worker_bounds(&tail, &head);
+	if (bytes_wanted <= ring_capacity() - (head - tail))
+		return 0;				/* room came free meanwhile */
 	producer_purge_queued();
 	ring_worker_bounds(&tail, &head);
-	for (off = tail; off < head && off - tail < bytes_wanted;)
+	shortfall = bytes_wanted - (ring_capacity() - (head - tail));
+	for (off = tail; off < head && off - tail < shortfall;)
 	{
 		uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
 
 		if (state == SK_BLOCK_WRITING)
 			break;
 		pg_read_barrier();
-		if (state == SK_BLOCK_READY && !sender_evict_block(off, &dropped))
-			break;
+		if (state == SK_BLOCK_READY)
+		{
+			if (!block_droppable(off))
+				break;
+			sender_drop_block(off, &dropped, &refused);
+		}
 		off += *ring_field(off, uint64, length);
 	}
 	if (dropped > 0)
 		metrics_count_dropped(dropped);
-	sender_log_drops(dropped);
+	sender_log_drops(dropped, refused);
 	if (off != tail)
 		ring_release(off);
 	sender_rewind();

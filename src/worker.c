@@ -115,7 +115,7 @@ worker_step(void)
 {
 	uint32		sent;
 	bool		released;
-	bool		dead_lettered;
+	bool		dead_lettered = false;
 	uint64		evict;
 
 	if (producer_running() && producer_failed())
@@ -134,9 +134,13 @@ worker_step(void)
 	breaker_tick(sender_in_flight());
 	evict = ring_take_eviction_request();
 	if (evict > 0)
+	{
+		/* refused events that can become dead letters do, rather than drop */
+		dead_lettered = deadletter_flush();
 		sender_evict(evict);
+	}
 	sent = sender_drain(WORKER_BATCH);
-	dead_lettered = deadletter_flush();
+	dead_lettered |= deadletter_flush();
 	released = sender_release();
 	if (sender_take_delivered_flag())
 		metrics_note_delivery_time(GetCurrentTimestamp());
