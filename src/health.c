@@ -8,8 +8,9 @@
  *            broker is up, or the circuit breaker is open.
  * degraded:  some brokers down, the breaker half open, the queue over 80%
  *            full, dead letters written in the last 15 minutes, a consumer
- *            group lagging more than streamkafka.lag_alert_threshold, or a
- *            topic with under-replicated partitions.
+ *            group lagging more than streamkafka.lag_alert_threshold, a
+ *            topic with under-replicated partitions, or a damaged spill file
+ *            set aside at start.
  */
 #include "postgres.h"
 
@@ -24,6 +25,7 @@
 #include "metrics.h"
 #include "lag.h"
 #include "settings.h"
+#include "spill.h"
 #include "staging.h"
 #include "streamkafka.h"
 
@@ -154,6 +156,9 @@ health_report(StringInfo json)
 	check_breaker(&checks);
 	check(&checks, "queue", fill >= 0.8 ? "over 80% full" : "ok",
 		  fill >= 0.8 ? SK_DEGRADED : SK_HEALTHY);
+	check(&checks, "spill", spill_damaged_files() > 0 ?
+		  "a damaged spill file was set aside at start: see the server log" : "ok",
+		  spill_damaged_files() > 0 ? SK_DEGRADED : SK_HEALTHY);
 	check(&checks, "dead_letters", recent_dead_letters ?
 		  "events were dead-lettered in the last 15 minutes" : "ok",
 		  recent_dead_letters ? SK_DEGRADED : SK_HEALTHY);
@@ -172,6 +177,7 @@ health_report(StringInfo json)
 					 snap.brokers_total, snap.brokers_up, snap.brokers_down);
 	appendStringInfo(json, "\"queue_fill\": %.4f, ", fill);
 	health_staging(json);
+	appendStringInfo(json, "\"spill_damaged_files\": %d, ", spill_damaged_files());
 	json_string(json, "last_error", snap.last_error);
 	escape_json(json, "version");
 	appendStringInfoString(json, ": ");
