@@ -82,6 +82,19 @@ sender_rewind(void)
 }
 
 /*
+ * sender_resync - after an ERROR in the worker's loop: the walk may have
+ * stopped anywhere, so it starts again from the tail (the producer and what
+ * it holds are unchanged)
+ */
+void
+sender_resync(void)
+{
+	sender.scan_block = 0;
+	sender.scan_event = 0;
+	sender_rewind();
+}
+
+/*
  * sender_restart - a new producer (generation) takes over; nothing is in
  * flight with it yet
  */
@@ -104,13 +117,41 @@ sender_event_bytes(uint64 event_off, bool *copied)
 		return ring_at(event_off);
 	if (length > wrapped_size)
 	{
+		char	   *bigger = MemoryContextAllocExtended(TopMemoryContext, length,
+														MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+
+		if (bigger == NULL)
+			return NULL;
 		if (wrapped)
 			pfree(wrapped);
-		wrapped = MemoryContextAllocHuge(TopMemoryContext, length);
+		wrapped = bigger;
 		wrapped_size = length;
 	}
 	ring_read(event_off, wrapped, length);
 	return wrapped;
+}
+
+/*
+ * sender_copy_failed - no memory to copy the wrapped event at off: say so
+ * (at most every 10 s) and let the walk try again later; the worker goes on
+ */
+static void
+sender_copy_failed(uint64 off)
+{
+	static TimestampTz last_log = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	char		text[256];
+
+	snprintf(text, sizeof(text), "out of memory copying event %lld (%u bytes) to send it",
+			 (long long) *EVENT_FIELD(off, int64, event_id), *EVENT_FIELD(off, uint32, length));
+	metrics_note_error(text);
+	sender.backpressure = true;
+	if (!TimestampDifferenceExceeds(last_log, now, DROP_LOG_INTERVAL_MS))
+		return;
+	last_log = now;
+	ereport(LOG,
+			(errmsg("streamkafka %s; the worker tries again", text),
+			 errdetail("The events behind it wait in the queue.")));
 }
 
 /* mark an event finished */
@@ -185,8 +226,14 @@ sender_walk_event(void)
 	bool		copied;
 	SkEventView view;
 	rd_kafka_resp_err_t err;
+	const char *bytes = sender_event_bytes(off, &copied);
 
-	event_view(sender_event_bytes(off, &copied), &view);
+	if (bytes == NULL)
+	{
+		sender_copy_failed(off);
+		return false;
+	}
+	event_view(bytes, &view);
 	if (view.header->flags & SK_EVENT_FINISHED)
 		;						/* done with */
 	else if (view.header->flags & SK_EVENT_REFUSED)
