@@ -68,8 +68,6 @@ enqueue_wait_for_space(uint64 block_length, uint32 nevents, bool evict, uint64 *
 	{
 		long		remaining;
 
-		if (evict)
-			ring_request_eviction(block_length);
 		if (ring_reserve(block_length, nevents, off))
 		{
 			reserved = true;
@@ -78,6 +76,9 @@ enqueue_wait_for_space(uint64 block_length, uint32 nevents, bool evict, uint64 *
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		if (remaining <= 0)
 			break;
+		/* asked after each failed reserve only: a stale request evicts more */
+		if (evict)
+			ring_request_eviction(block_length);
 		/* checks for interrupts: Ctrl-C ends the wait */
 		(void) ConditionVariableTimedSleep(&sk_ring->space_cv, remaining, PG_WAIT_EXTENSION);
 	}

@@ -26,6 +26,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
@@ -316,6 +317,9 @@ pending_reserve(void)
 	}
 	block_off = off;
 	block_reserved = true;
+	/* who commits it: the worker may pass it while it waits for a standby */
+	*ring_field(off, uint64, owner) = ring_owner_word(MyProc->pgprocno,
+													  GetTopTransactionIdIfAny());
 
 	pos = off + SK_BLOCK_HEADER_SIZE;
 	for (PendingChunk *chunk = first_chunk; chunk != NULL; chunk = chunk->next)

@@ -392,10 +392,11 @@ spill_set_aside(const char *why, uint64 loaded)
 	ereport(WARNING,
 			(errmsg("streamkafka set aside the damaged spill file \"%s\" as \"%s\": %s",
 					SPILL_FILE, SPILL_DAMAGED, why),
-			 errdetail("%llu events before the damage were queued; the events from the damage on are not sent.",
+			 errdetail("%llu events before the damage were queued; "
+					   "the events from the damage on are not sent.",
 					   (unsigned long long) loaded),
-			 errhint("Inspect or remove \"%s\"; kafka_health() counts it in spill_damaged_files until the next server start.",
-					 SPILL_DAMAGED)));
+			 errhint("Inspect or remove \"%s\"; kafka_health() counts it in "
+					 "spill_damaged_files until the next server start.", SPILL_DAMAGED)));
 }
 
 /* open the spill file and queue its blocks (may raise an ERROR) */

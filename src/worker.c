@@ -72,6 +72,7 @@ worker_on_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
 		ereport(LOG, (errmsg("streamkafka worker exiting: its producer is stopped first")));
 		producer_stop(0);
 	}
+	pg_atomic_write_u32(&sk_ring->held_by_pid, 0);
 	ring_consumer_detach();
 	metrics_worker_stopped();
 }
@@ -257,7 +258,8 @@ worker_recover(MemoryContext loop_context)
 	FlushErrorState();
 	MemoryContextReset(loop_context);
 	RESUME_INTERRUPTS();
-	ereport(LOG, (errmsg("streamkafka worker goes on after the error above; its producer keeps running")));
+	ereport(LOG,
+			(errmsg("streamkafka worker goes on after the error above; its producer keeps running")));
 	sender_resync();
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					 WORKER_ERROR_PAUSE_MS, PG_WAIT_EXTENSION);
