@@ -96,6 +96,7 @@ write_file_bytes($bytes);
 $node->start;
 is(stats_row($node)->{queue_events}, 1000, 'a spill file in the 0.2.0 format is loaded');
 ok(!-e $spill && !-e "$spill.damaged", 'and removed');
+identity_holds($node, 'after the loads');
 
 $node->stop;
 done_testing();
