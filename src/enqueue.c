@@ -93,6 +93,7 @@ enqueue_wait_for_space(uint64 block_length, uint32 nevents, bool evict, uint64 *
 		result = enqueue_try(block_length, nevents, off);
 		if (result == SK_RESERVED)
 			break;
+		/* asked after each failed reserve only: a stale request evicts more */
 		if (evict && result == SK_QUEUE_FULL)
 			ring_request_eviction(block_length);
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);

@@ -7,10 +7,12 @@
  * unhealthy: the worker is not running, the producer could not start, no
  *            broker is up, or the circuit breaker is open.
  * degraded:  some brokers down, the breaker half open, the queue over 80%
- *            full, dead letters written in the last 15 minutes or not
- *            writable (no connection to streamkafka.database), a consumer
- *            group lagging more than streamkafka.lag_alert_threshold, or a
- *            topic with under-replicated partitions.
+ *            full or held by a commit waiting for synchronous replication,
+ *            a database past 80% of its share of the queue, dead letters
+ *            written in the last 15 minutes or not writable (no connection
+ *            to streamkafka.database), a consumer group lagging more than
+ *            streamkafka.lag_alert_threshold, a topic with under-replicated
+ *            partitions, or a damaged spill file set aside at start.
  */
 #include "postgres.h"
 
@@ -27,6 +29,7 @@
 #include "lag.h"
 #include "ring.h"
 #include "settings.h"
+#include "spill.h"
 #include "staging.h"
 #include "streamkafka.h"
 
@@ -79,6 +82,28 @@ check_breaker(HealthChecks *checks)
 		check(checks, "breaker", "half open: probing", SK_DEGRADED);
 	else
 		check(checks, "breaker", "ok", SK_HEALTHY);
+}
+
+/*
+ * check_queue - degraded while a commit waiting for synchronous replication
+ * holds the queue (its events and the space after it wait), or over 80% full
+ */
+static void
+check_queue(HealthChecks *checks, double fill)
+{
+	uint32		held_by = pg_atomic_read_u32(&sk_ring->held_by_pid);
+	char		text[128];
+
+	if (held_by != 0)
+	{
+		snprintf(text, sizeof(text),
+				 "held by a commit waiting for synchronous replication (pid %u)", held_by);
+		check(checks, "queue", text, SK_DEGRADED);
+	}
+	else if (fill >= 0.8)
+		check(checks, "queue", "over 80% full", SK_DEGRADED);
+	else
+		check(checks, "queue", "ok", SK_HEALTHY);
 }
 
 static void
@@ -195,10 +220,12 @@ health_report(StringInfo json)
 		  snap.producer_ready || !snap.worker_running ? SK_HEALTHY : SK_UNHEALTHY);
 	check_brokers(&checks, &snap);
 	check_breaker(&checks);
-	check(&checks, "queue", fill >= 0.8 ? "over 80% full" : "ok",
-		  fill >= 0.8 ? SK_DEGRADED : SK_HEALTHY);
+	check_queue(&checks, fill);
 	initStringInfo(&queue_databases);
 	health_queue_databases(&queue_databases, &checks);
+	check(&checks, "spill", spill_damaged_files() > 0 ?
+		  "a damaged spill file was set aside at start: see the server log" : "ok",
+		  spill_damaged_files() > 0 ? SK_DEGRADED : SK_HEALTHY);
 	if (deadletter_no_database())
 		check(&checks, "dead_letters",
 			  "cannot be written: the worker could not connect to streamkafka.database "
@@ -223,6 +250,7 @@ health_report(StringInfo json)
 	appendStringInfo(json, "\"queue_fill\": %.4f, ", fill);
 	appendStringInfoString(json, queue_databases.data);
 	health_staging(json);
+	appendStringInfo(json, "\"spill_damaged_files\": %d, ", spill_damaged_files());
 	json_string(json, "last_error", snap.last_error);
 	escape_json(json, "version");
 	appendStringInfoString(json, ": ");

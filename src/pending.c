@@ -27,6 +27,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/json.h"
@@ -96,6 +97,8 @@ static uint64 block_off = 0;
 static Oid	pending_tables[PENDING_MAX_TABLES];
 static int	npending_tables = 0;
 static bool pending_tables_overflowed = false;	/* more than fit: not shown */
+/* chunks were added to the chain since the last pending_reset */
+static bool chain_grown = false;
 
 static void pending_xact_callback(XactEvent event, void *arg);
 static void pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -222,6 +225,7 @@ chunk_space(uint64 size)
 				next = chunk_new(Max(size, grow));
 			next->next = current_chunk->next;
 			current_chunk->next = next;
+			chain_grown = true;
 		}
 		current_chunk = next;
 		current_chunk->used = 0;
@@ -325,6 +329,7 @@ pending_reset(void)
 	block_reserved = false;
 	npending_tables = 0;
 	pending_tables_overflowed = false;
+	chain_grown = false;
 }
 
 /* PRE_COMMIT: reserve the block and copy every event into it */
@@ -342,6 +347,9 @@ pending_reserve(void)
 	}
 	block_off = off;
 	block_reserved = true;
+	/* who commits it: the worker may pass it while it waits for a standby */
+	*ring_field(off, uint64, owner) = ring_owner_word(MyProc->pgprocno,
+													  GetTopTransactionIdIfAny());
 
 	pos = off + SK_BLOCK_HEADER_SIZE;
 	for (PendingChunk *chunk = first_chunk; chunk != NULL; chunk = chunk->next)
@@ -354,10 +362,17 @@ pending_reserve(void)
 	Assert(pos == off + SK_BLOCK_HEADER_SIZE + pending_bytes);
 }
 
+/*
+ * pending_xact_callback - queue, abandon or forget the transaction's events.
+ * A transaction that published nothing returns at once; one whose events
+ * were all rolled back by a savepoint still gives its chunks back (borrowed
+ * ones belong to every session).
+ */
 static void
 pending_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
-	if (pending_events == 0 && nmarks == 0 && !block_reserved && npending_tables == 0)
+	if (pending_events == 0 && nmarks == 0 && !block_reserved && !chain_grown &&
+		npending_tables == 0)
 		return;
 
 	switch (event)

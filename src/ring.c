@@ -28,7 +28,8 @@
  *   state at COMMIT or ABORT: one store each, which cannot fail.
  * - The consumer (the worker, alone) walks blocks from tail to head.  It
  *   stops at a WRITING block (blocks are sent in reservation order), skips
- *   ABANDONED ones and sends READY ones.  It owns the events' flag and
+ *   ABANDONED ones and sends READY ones; it passes a WRITING block only while
+ *   its commit waits for synchronous replication (see sender.c).  It owns the events' flag and
  *   sent_generation words.  When blocks at the tail are finished (all events
  *   delivered, dead-lettered or dropped), it moves tail forward under the lock;
  *   only then can producers reuse the space.
@@ -45,6 +46,7 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -79,6 +81,7 @@ ring_reset_process_state(void)
 	SpinLockInit(&sk_ring->lock);
 	sk_ring->consumer_latch = NULL;
 	pg_atomic_init_u32(&sk_ring->consumer_sleeping, 0);
+	pg_atomic_init_u32(&sk_ring->held_by_pid, 0);
 	pg_atomic_init_u64(&sk_ring->evict_request, 0);
 	ConditionVariableInit(&sk_ring->space_cv);
 }
@@ -129,9 +132,12 @@ ring_shmem_init(void *place)
 
 /*
  * ring_recover - after a crash restart, in the postmaster: blocks still
- * WRITING belonged to transactions that were cut off while committing; they
- * are abandoned (their events are lost, see the README).  Returns the number
- * of events in READY blocks that are not finished: the queue's content.
+ * WRITING belonged to transactions that were cut off while committing.  One
+ * with an xid may have written its commit record (e.g. it was waiting for
+ * synchronous replication): it becomes IN_DOUBT, and the worker asks the
+ * commit log once recovery is over (sender.c).  Others are abandoned.
+ * Returns the number of events in READY blocks that are not finished: the
+ * queue's content.
  */
 uint64
 ring_recover(void)
@@ -145,7 +151,9 @@ ring_recover(void)
 		uint64		event_off = off + SK_BLOCK_HEADER_SIZE;
 
 		if (state == SK_BLOCK_WRITING)
-			pg_atomic_write_u32(ring_field(off, pg_atomic_uint32, state), SK_BLOCK_ABANDONED);
+			pg_atomic_write_u32(ring_field(off, pg_atomic_uint32, state),
+								TransactionIdIsValid((TransactionId) *ring_field(off, uint64, owner)) ?
+								SK_BLOCK_IN_DOUBT : SK_BLOCK_ABANDONED);
 		if (state != SK_BLOCK_READY)
 			continue;
 		for (uint32 i = 0; i < *ring_field(off, uint32, nevents); i++)
@@ -247,6 +255,7 @@ ring_reserve(uint64 length, uint32 nevents, Oid database, Oid role, uint64 datab
 		header->length = length;
 		header->database = database;
 		header->role = role;
+		header->owner = 0;
 	}
 	else
 	{
@@ -255,6 +264,7 @@ ring_reserve(uint64 length, uint32 nevents, Oid database, Oid role, uint64 datab
 		*ring_field(head, uint64, length) = length;
 		*ring_field(head, Oid, database) = database;
 		*ring_field(head, Oid, role) = role;
+		*ring_field(head, uint64, owner) = 0;
 	}
 	pg_write_barrier();			/* the header before head, for the worker */
 	pg_atomic_write_u64(&sk_ring->head, head + length);

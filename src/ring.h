@@ -15,6 +15,8 @@
 #define SK_BLOCK_WRITING	1	/* reserved; being filled or awaiting commit */
 #define SK_BLOCK_READY		2	/* committed: the worker may send it */
 #define SK_BLOCK_ABANDONED	3	/* rolled back: the worker skips it */
+#define SK_BLOCK_IN_DOUBT	4	/* WRITING at a crash, with an xid: the worker
+								 * queues it if the xid committed */
 
 /*
  * SkBlockHeader - what starts every block in the ring.  A block is one
@@ -30,6 +32,8 @@ typedef struct SkBlockHeader
 	int64		enqueued_at;	/* TimestampTz when it became READY */
 	Oid			database;		/* where its events were published, or 0 */
 	Oid			role;			/* the current_user that queued them, or 0 */
+	uint64		owner;			/* a transaction's block: ring_owner_word() of
+								 * the committing backend; else 0 */
 } SkBlockHeader;
 
 #define SK_BLOCK_HEADER_SIZE	((uint64) sizeof(SkBlockHeader))
@@ -81,6 +85,8 @@ typedef struct SkRing
 	/* written by the worker, read by every backend at commit */
 	char		pad2[PG_CACHE_LINE_SIZE];
 	pg_atomic_uint32 consumer_sleeping; /* 1 while the worker may sleep */
+	pg_atomic_uint32 held_by_pid;	/* a commit waiting for synchronous
+									 * replication holds the queue: its pid */
 	char		pad3[PG_CACHE_LINE_SIZE];
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } SkRing;
@@ -115,6 +121,16 @@ static inline uint64
 ring_contiguous(uint64 off)
 {
 	return sk_ring->size - (off % sk_ring->size);
+}
+
+/*
+ * ring_owner_word - the owner field of a transaction's block: its backend's
+ * pgprocno (plus 1) and its top-level xid (InvalidTransactionId if none)
+ */
+static inline uint64
+ring_owner_word(int pgprocno, TransactionId xid)
+{
+	return ((uint64) (pgprocno + 1) << 32) | xid;
 }
 
 /* producers (backends) */

@@ -19,6 +19,19 @@
  * producer went away (Kafka may have them; their report was lost) are sent
  * twice.
  *
+ * Order.  Blocks are sent in reservation order (PRE_COMMIT), which follows
+ * commit order for every transaction that could have seen another: one
+ * reserves after the other became visible.  A commit waiting for synchronous
+ * replication is not visible to anyone, and its block stays WRITING; the walk
+ * passes it (it "holds" it, one at a time) for the blocks reserved while it
+ * is still seen waiting: those transactions could not have seen it.  Blocks
+ * reserved after its wait ended wait for it.  When it becomes READY, the walk
+ * goes back to send it, then on from where it was.  Its events are never sent
+ * before its commit is replicated (or the wait is cancelled: then it is
+ * committed locally, and visible).  The queue's space is still released in
+ * order, so a long wait holds space; kafka_health() shows it.  A block left
+ * WRITING by a crash is IN_DOUBT: sent if its xid committed, else abandoned.
+ *
  * Kafka's refusals (a delivery report with an error, or librdkafka refusing
  * an event outright) mark the event REFUSED and hand it to deadletter.c,
  * which writes it to the table and then marks it DEAD_LETTERED.  A walk
@@ -27,6 +40,9 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
+#include "replication/syncrep.h"
+#include "storage/proc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -52,9 +68,13 @@ typedef struct SenderState
 	uint64		inflight;		/* sent, no delivery report yet */
 	bool		backpressure;	/* librdkafka said its queue is full */
 	bool		delivered_since_check;
+	bool		has_held;		/* the walk passed a WRITING block: */
+	uint64		held;			/* that block (its commit waits) */
+	uint64		held_limit;		/* blocks before this may pass it */
 	uint64		scan_block;		/* release: the block partly found finished */
 	uint64		scan_event;		/* ... and its first event not finished */
 	uint64		dropped_unlogged;
+	uint64		refused_dropped_unlogged;
 	TimestampTz last_drop_log;
 	TimestampTz poll_time;		/* when the current poll began (latency) */
 } SenderState;
@@ -77,7 +97,22 @@ sender_rewind(void)
 	ring_worker_bounds(&sender.next_block, &sender.known_head);
 	sender.events_left = 0;
 	sender.backpressure = false;
+	sender.has_held = false;
+	pg_atomic_write_u32(&sk_ring->held_by_pid, 0);
 	deadletter_forget_all();
+}
+
+/*
+ * sender_resync - after an ERROR in the worker's loop: the walk may have
+ * stopped anywhere, so it starts again from the tail (the producer and what
+ * it holds are unchanged)
+ */
+void
+sender_resync(void)
+{
+	sender.scan_block = 0;
+	sender.scan_event = 0;
+	sender_rewind();
 }
 
 /*
@@ -103,13 +138,41 @@ sender_event_bytes(uint64 event_off, bool *copied)
 		return ring_at(event_off);
 	if (length > wrapped_size)
 	{
+		char	   *bigger = MemoryContextAllocExtended(TopMemoryContext, length,
+														MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+
+		if (bigger == NULL)
+			return NULL;
 		if (wrapped)
 			pfree(wrapped);
-		wrapped = MemoryContextAllocHuge(TopMemoryContext, length);
+		wrapped = bigger;
 		wrapped_size = length;
 	}
 	ring_read(event_off, wrapped, length);
 	return wrapped;
+}
+
+/*
+ * sender_copy_failed - no memory to copy the wrapped event at off: say so
+ * (at most every 10 s) and let the walk try again later; the worker goes on
+ */
+static void
+sender_copy_failed(uint64 off)
+{
+	static TimestampTz last_log = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	char		text[256];
+
+	snprintf(text, sizeof(text), "out of memory copying event %lld (%u bytes) to send it",
+			 (long long) *EVENT_FIELD(off, int64, event_id), *EVENT_FIELD(off, uint32, length));
+	metrics_note_error(text);
+	sender.backpressure = true;
+	if (!TimestampDifferenceExceeds(last_log, now, DROP_LOG_INTERVAL_MS))
+		return;
+	last_log = now;
+	ereport(LOG,
+			(errmsg("streamkafka %s; the worker tries again", text),
+			 errdetail("The events behind it wait in the queue.")));
 }
 
 /* mark an event finished */
@@ -184,8 +247,14 @@ sender_walk_event(void)
 	bool		copied;
 	SkEventView view;
 	rd_kafka_resp_err_t err;
+	const char *bytes = sender_event_bytes(off, &copied);
 
-	event_view(sender_event_bytes(off, &copied), &view);
+	if (bytes == NULL)
+	{
+		sender_copy_failed(off);
+		return false;
+	}
+	event_view(bytes, &view);
 	if (view.header->flags & SK_EVENT_FINISHED)
 		;						/* done with */
 	else if (view.header->flags & SK_EVENT_REFUSED)
@@ -226,6 +295,103 @@ sender_walk_event(void)
 }
 
 /*
+ * block_owner_waiting - the pid of the backend committing the WRITING block
+ * at off if that commit waits for synchronous replication (so it is visible
+ * to no one), else 0
+ */
+static int
+block_owner_waiting(uint64 off)
+{
+	uint64		owner = *ring_field(off, uint64, owner);
+	int			procno = (int) (owner >> 32) - 1;
+	TransactionId xid = (TransactionId) owner;
+	volatile PGPROC *proc;
+
+	if (procno < 0 || procno >= (int) ProcGlobal->allProcCount || !TransactionIdIsValid(xid))
+		return 0;
+	proc = &ProcGlobal->allProcs[procno];
+	pg_memory_barrier();
+	if (proc->syncRepState != SYNC_REP_WAITING || proc->xid != xid)
+		return 0;
+	return proc->pid;
+}
+
+/*
+ * sender_may_pass - may the walk go past the WRITING block at off, up to
+ * the queue's head?  Only if its commit waits for a standby: head is read
+ * first, so every block before it was reserved while that commit was not
+ * visible.  Sets held_limit to that head.
+ */
+static bool
+sender_may_pass(uint64 off)
+{
+	uint64		tail;
+	uint64		head;
+	int			pid;
+
+	ring_worker_bounds(&tail, &head);
+	pg_memory_barrier();
+	pid = block_owner_waiting(off);
+	if (pid == 0)
+		return false;
+	sender.held_limit = head;
+	sender.known_head = Max(sender.known_head, head);
+	pg_atomic_write_u32(&sk_ring->held_by_pid, (uint32) pid);
+	return true;
+}
+
+/*
+ * sender_return_to_held - the held block is no longer WRITING: walk it now
+ * if READY (true); next_block is unchanged, so the walk goes on from there
+ * afterwards
+ */
+static bool
+sender_return_to_held(void)
+{
+	uint64		off = sender.held;
+	uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
+
+	if (state == SK_BLOCK_WRITING)
+		return false;
+	pg_read_barrier();
+	sender.has_held = false;
+	pg_atomic_write_u32(&sk_ring->held_by_pid, 0);
+	if (state != SK_BLOCK_READY)
+		return false;			/* rolled back: nothing to send */
+	sender.block = off;
+	sender.next_event = off + SK_BLOCK_HEADER_SIZE;
+	sender.events_left = *ring_field(off, uint32, nevents);
+	return true;
+}
+
+/*
+ * sender_resolve_in_doubt - a block left WRITING by a crash: queue it if its
+ * transaction committed (its commit record survived), else abandon it; says
+ * which in the log.  Returns the block's new state.
+ */
+static uint32
+sender_resolve_in_doubt(uint64 off)
+{
+	TransactionId xid = (TransactionId) *ring_field(off, uint64, owner);
+	uint32		nevents = *ring_field(off, uint32, nevents);
+
+	if (TransactionIdPrecedes(xid, ReadNextTransactionId()) && TransactionIdDidCommit(xid))
+	{
+		metrics_count_queued(nevents);
+		ring_block_ready(off);
+		ereport(LOG,
+				(errmsg("streamkafka: transaction %u committed before the crash: its %u events are queued",
+						xid, nevents)));
+		return SK_BLOCK_READY;
+	}
+	ring_block_abandon(off);
+	ereport(LOG,
+			(errmsg("streamkafka: transaction %u did not commit before the crash: "
+					"its %u events are discarded", xid, nevents)));
+	return SK_BLOCK_ABANDONED;
+}
+
+/*
  * move to the next READY block; false if there is none to walk yet.  The
  * queue's head is read again only when the walk reaches the head it knew:
  * backends write that cache line for every event.
@@ -235,6 +401,8 @@ sender_next_block(void)
 {
 	uint64		tail;
 
+	if (sender.has_held && sender_return_to_held())
+		return true;
 	if (sender.next_block >= sender.known_head)
 		ring_worker_bounds(&tail, &sender.known_head);
 	while (sender.next_block < sender.known_head)
@@ -242,8 +410,21 @@ sender_next_block(void)
 		uint64		off = sender.next_block;
 		uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
 
+		/* past the limit, go on only if the held commit still waits */
+		if (sender.has_held && off >= sender.held_limit && !sender_may_pass(sender.held))
+			return false;
+		if (state == SK_BLOCK_IN_DOUBT)
+			state = sender_resolve_in_doubt(off);
 		if (state == SK_BLOCK_WRITING)
-			return false;		/* wait for its transaction to finish */
+		{
+			/* wait for its transaction to finish, unless it may be passed */
+			if (sender.has_held || !sender_may_pass(off))
+				return false;
+			sender.has_held = true;
+			sender.held = off;
+			sender.next_block += *ring_field(off, uint64, length);
+			continue;
+		}
 		pg_read_barrier();
 		sender.next_block += *ring_field(off, uint64, length);
 		if (state == SK_BLOCK_ABANDONED)
@@ -290,9 +471,13 @@ block_finished(uint64 off)
 {
 	uint64		end = off + *ring_field(off, uint64, length);
 	uint64		event_off = off + SK_BLOCK_HEADER_SIZE;
+	uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
 
-	if (pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state)) == SK_BLOCK_ABANDONED)
+	if (state == SK_BLOCK_ABANDONED)
 		return true;
+	if (state != SK_BLOCK_READY)
+		return false;			/* a held block, still WRITING */
+	pg_read_barrier();
 	if (sender.scan_block == off && sender.scan_event > event_off)
 		event_off = sender.scan_event;
 	while (event_off < end && (*EVENT_FIELD(event_off, uint32, flags) & SK_EVENT_FINISHED))
@@ -347,24 +532,33 @@ sender_has_work(void)
 		return false;
 	if (sender.events_left > 0)
 		return true;
+	if (sender.has_held &&
+		pg_atomic_read_u32(ring_field(sender.held, pg_atomic_uint32, state)) != SK_BLOCK_WRITING)
+		return true;
 	ring_worker_bounds(&tail, &head);
 	return sender.next_block < head &&
 		pg_atomic_read_u32(ring_field(sender.next_block, pg_atomic_uint32, state)) != SK_BLOCK_WRITING;
 }
 
+/* log drops (and how many were refused events) at most every 10 s */
 static void
-sender_log_drops(uint64 dropped)
+sender_log_drops(uint64 dropped, uint64 refused)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
 	sender.dropped_unlogged += dropped;
+	sender.refused_dropped_unlogged += refused;
 	if (sender.dropped_unlogged == 0 ||
 		!TimestampDifferenceExceeds(sender.last_drop_log, now, DROP_LOG_INTERVAL_MS))
 		return;
 	ereport(LOG,
-			(errmsg("streamkafka dropped the %llu oldest queued events to make room (overflow = drop_oldest)",
-					(unsigned long long) sender.dropped_unlogged)));
+			(errmsg("streamkafka dropped the %llu oldest queued events to make room "
+					"(overflow = drop_oldest), %llu of them refused by Kafka and not yet "
+					"in kafka_dead_letters",
+					(unsigned long long) sender.dropped_unlogged,
+					(unsigned long long) sender.refused_dropped_unlogged)));
 	sender.dropped_unlogged = 0;
+	sender.refused_dropped_unlogged = 0;
 	sender.last_drop_log = now;
 }
 
@@ -379,9 +573,42 @@ sender_count_topic_drop(uint64 event_off, const SkEventHeader *header)
 	topicstats_count_dropped(slot);
 }
 
-/* drop the block's events not in flight; true if the whole block is finished */
+/*
+ * block_droppable - may the READY block at off be dropped (or released, if
+ * all its events are finished)?  Not while an event is in flight, nor when
+ * some events were delivered and others not: a transaction is dropped whole
+ * or not at all, never half-published.
+ */
 static bool
-sender_evict_block(uint64 off, uint64 *dropped)
+block_droppable(uint64 off)
+{
+	uint64		event_off = off + SK_BLOCK_HEADER_SIZE;
+	uint32		nevents = *ring_field(off, uint32, nevents);
+	bool		delivered = false;
+	bool		unfinished = false;
+
+	for (uint32 i = 0; i < nevents; i++)
+	{
+		SkEventHeader header;
+
+		ring_read(event_off, &header, sizeof(header));
+		if (event_in_flight(&header))
+			return false;
+		if (header.flags & SK_EVENT_DELIVERED)
+			delivered = true;
+		else if (!(header.flags & SK_EVENT_FINISHED))
+			unfinished = true;
+		event_off += header.length;
+	}
+	return !(delivered && unfinished);
+}
+
+/*
+ * sender_drop_block - drop every unfinished event of the block at off,
+ * refused ones (waiting for their dead-letter row) included; counts them
+ */
+static void
+sender_drop_block(uint64 off, uint64 *dropped, uint64 *refused)
 {
 	uint64		event_off = off + SK_BLOCK_HEADER_SIZE;
 	uint32		nevents = *ring_field(off, uint32, nevents);
@@ -391,25 +618,27 @@ sender_evict_block(uint64 off, uint64 *dropped)
 		SkEventHeader header;
 
 		ring_read(event_off, &header, sizeof(header));
-		if (event_in_flight(&header))
-			return false;
-		if (!(header.flags & SK_EVENT_SETTLED))
+		if (!(header.flags & SK_EVENT_FINISHED))
 		{
 			*EVENT_FIELD(event_off, uint32, flags) |= SK_EVENT_DROPPED;
 			sender_count_topic_drop(event_off, &header);
 			if (header.flags & SK_EVENT_RETRY)
 				deadletter_retry_dropped(header.event_id);
 			(*dropped)++;
+			if (header.flags & SK_EVENT_REFUSED)
+				(*refused)++;
 		}
 		event_off += header.length;
 	}
-	return true;
 }
 
 /*
  * sender_evict - overflow = drop_oldest: take back from librdkafka the events
- * it has not put on the wire, then drop the oldest events until bytes_wanted
- * are free or an event still in flight is reached.  Returns bytes freed.
+ * it has not put on the wire, then drop the oldest blocks until a block of
+ * bytes_wanted fits (only the shortfall is freed), stopping at a block that
+ * is being written or has an event delivered or in flight.  Refused events
+ * still waiting for their dead-letter row are dropped with their block and
+ * counted.  Returns bytes freed.
  */
 uint64
 sender_evict(uint64 bytes_wanted)
@@ -417,24 +646,34 @@ sender_evict(uint64 bytes_wanted)
 	uint64		tail;
 	uint64		head;
 	uint64		off;
+	uint64		shortfall;
 	uint64		dropped = 0;
+	uint64		refused = 0;
 
+	ring_worker_bounds(&tail, &head);
+	if (bytes_wanted <= ring_capacity() - (head - tail))
+		return 0;				/* room came free meanwhile */
 	producer_purge_queued();
 	ring_worker_bounds(&tail, &head);
-	for (off = tail; off < head && off - tail < bytes_wanted;)
+	shortfall = bytes_wanted - (ring_capacity() - (head - tail));
+	for (off = tail; off < head && off - tail < shortfall;)
 	{
 		uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
 
-		if (state == SK_BLOCK_WRITING)
-			break;
+		if (state != SK_BLOCK_READY && state != SK_BLOCK_ABANDONED)
+			break;				/* WRITING or IN_DOUBT: not decided yet */
 		pg_read_barrier();
-		if (state == SK_BLOCK_READY && !sender_evict_block(off, &dropped))
-			break;
+		if (state == SK_BLOCK_READY)
+		{
+			if (!block_droppable(off))
+				break;
+			sender_drop_block(off, &dropped, &refused);
+		}
 		off += *ring_field(off, uint64, length);
 	}
 	if (dropped > 0)
 		metrics_count_dropped(dropped);
-	sender_log_drops(dropped);
+	sender_log_drops(dropped, refused);
 	if (off != tail)
 		ring_release(off);
 	sender_rewind();

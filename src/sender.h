@@ -8,6 +8,7 @@
 #include <librdkafka/rdkafka.h>
 
 extern void sender_restart(uint32 generation);
+extern void sender_resync(void);
 extern uint32 sender_drain(uint32 budget);
 extern bool sender_release(void);
 extern bool sender_has_work(void);

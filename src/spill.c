@@ -8,17 +8,26 @@
  *
  * Only a server stop needs the file: when just the worker restarts, the
  * events are still in shared memory, so the new worker deletes a file written
- * by the same shared memory (spill_forget_own; instance_id tells).
+ * by the same shared memory (spill_forget_own; instance_id tells).  Single-user
+ * mode never loads it (streamkafka.c): no worker would send the events.
  *
  * File: "SKSPILL2", the shared memory's instance_id, then per block (one
  * original transaction, or one non-transactional event): uint32 event count,
- * the database and role it came from, uint64 bytes of events, the packed
- * events (the worker's flags and sent_generation cleared).  "SKSPILL1" files
- * (0.2.0) lack the origin.  Loading rewrites each event's block_delta (the
- * block header's size may differ).
+ * uint32 CRC-32C of the block's other fields and its events, uint64 bytes of
+ * events, the database and the role the events came from, the packed events
+ * (the worker's flags and sent_generation cleared, block_delta rewritten).
+ * "SKSPILL1" (0.2.0) blocks have neither the CRC (the word is 0) nor the
+ * origin; they are still read, with the structural checks only.  Loading
+ * rewrites each event's block_delta, since the queue's block header may have
+ * another size than the one that wrote the file.
  * Written to spill.tmp, fsynced, renamed: a crash while writing leaves the
  * previous state (no file), never half a file.  A server crash writes no
  * spill: events in shared memory are lost then, as the README says.
+ *
+ * Loading never fails the start: a block whose checksum or structure is wrong
+ * (or any ERROR while loading) stops the load; the blocks before it stay
+ * queued, the file is renamed to spill.damaged, a WARNING says so and
+ * kafka_health() counts it (spill_damaged_files).
  */
 #include "postgres.h"
 
@@ -26,7 +35,9 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
+#include "port/pg_crc32c.h"
 #include "storage/fd.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "event.h"
@@ -37,25 +48,47 @@
 #define SPILL_DIR		"pg_streamkafka"
 #define SPILL_FILE		SPILL_DIR "/spill"
 #define SPILL_TMP		SPILL_DIR "/spill.tmp"
+#define SPILL_DAMAGED	SPILL_DIR "/spill.damaged"
 #define SPILL_MAGIC		"SKSPILL2"
-#define SPILL_MAGIC_V1	"SKSPILL1"
+#define SPILL_MAGIC_V1	"SKSPILL1"	/* 0.2.0: no checksums */
 
 typedef struct SpillBlock
 {
 	uint32		nevents;
-	Oid			database;
+	uint32		crc;			/* spill_block_crc(); 0 in SKSPILL1 files */
 	uint64		bytes;
-	Oid			role;
-	uint32		unused;
+	Oid			database;		/* not in SKSPILL1 files */
+	Oid			role;			/* not in SKSPILL1 files */
 } SpillBlock;
 
-/* a block of an "SKSPILL1" file */
-typedef struct SpillBlockV1
+/* the part of a block's description an SKSPILL1 file has */
+#define SPILL_BLOCK_V1_SIZE		offsetof(SpillBlock, database)
+
+/* spill_crc_fields - start a block's CRC-32C with its fields other than crc */
+static void
+spill_crc_fields(pg_crc32c *crc, const SpillBlock *block)
 {
-	uint32		nevents;
-	uint32		unused;
-	uint64		bytes;
-} SpillBlockV1;
+	INIT_CRC32C(*crc);
+	COMP_CRC32C(*crc, &block->nevents, sizeof(block->nevents));
+	COMP_CRC32C(*crc, &block->bytes, sizeof(block->bytes));
+	COMP_CRC32C(*crc, &block->database, sizeof(block->database));
+	COMP_CRC32C(*crc, &block->role, sizeof(block->role));
+}
+
+/* damaged files set aside by this postmaster (inherited by its children) */
+static int	damaged_files = 0;
+
+/* spill_block_crc - CRC-32C of a block's fields and events */
+static pg_crc32c
+spill_block_crc(const SpillBlock *block, const char *events)
+{
+	pg_crc32c	crc;
+
+	spill_crc_fields(&crc, block);
+	COMP_CRC32C(crc, events, block->bytes);
+	FIN_CRC32C(crc);
+	return crc;
+}
 
 /* copy a block's unfinished events into buf, ready to be a block again */
 static uint32
@@ -102,6 +135,8 @@ spill_fail(FILE *file, const char *what)
 	ereport(LOG,
 			(errcode_for_file_access(),
 			 errmsg("streamkafka could not %s \"%s\": %m; unacknowledged events are lost", what, SPILL_TMP)));
+	if (file)
+		(void) unlink(SPILL_TMP);
 }
 
 /*
@@ -146,6 +181,7 @@ spill_write(void)
 		block.role = *ring_field(off, Oid, role);
 		if (block.nevents == 0)
 			continue;
+		block.crc = spill_block_crc(&block, buf.data);
 		if (fwrite(&block, sizeof(block), 1, file) != 1 ||
 			fwrite(buf.data, 1, buf.len, file) != (size_t) buf.len)
 		{
@@ -169,23 +205,82 @@ spill_write(void)
 		ereport(LOG,
 				(errmsg("streamkafka saved %llu unacknowledged events to \"%s\"; they are sent first after the next start",
 						(unsigned long long) spilled, SPILL_FILE)));
+	else
+		(void) unlink(SPILL_TMP);
+}
+
+/* are count packed headers exactly len bytes, each name NUL-terminated? */
+static bool
+spill_headers_valid(const char *p, uint64 len, int count)
+{
+	uint64		pos = 0;
+
+	for (int i = 0; i < count; i++)
+	{
+		SkPackedHeader ph;
+
+		if (len - pos < sizeof(ph))
+			return false;
+		memcpy(&ph, p + pos, sizeof(ph));
+		pos += sizeof(ph);
+		if (ph.value_len < -1 || len - pos < (uint64) ph.name_len + 1 ||
+			p[pos + ph.name_len] != '\0')
+			return false;
+		pos += (uint64) ph.name_len + 1;
+		if (len - pos < (uint64) Max(ph.value_len, 0))
+			return false;
+		pos += Max(ph.value_len, 0);
+	}
+	return pos == len;
+}
+
+/*
+ * spill_events_valid - are events (bytes long) exactly nevents well-formed
+ * events, each where its block_delta says (counted from the block header of
+ * the server that wrote the file)?  Clears the worker's words and sets
+ * block_delta for this server's block header.
+ */
+static bool
+spill_events_valid(char *events, uint64 bytes, uint32 nevents)
+{
+	uint64		pos = 0;
+	uint64		first_delta = 0;
+
+	for (uint32 i = 0; i < nevents; i++)
+	{
+		SkEventHeader *h = (SkEventHeader *) (events + pos);
+		uint64		topic_end;
+		uint64		need;
+
+		if (bytes - pos < sizeof(SkEventHeader))
+			return false;
+		if (i == 0)
+			first_delta = h->block_delta;
+		if (h->length % 8 != 0 || h->length < sizeof(SkEventHeader) || h->length > bytes - pos ||
+			h->block_delta != first_delta + pos || h->topic_len == 0 ||
+			h->topic_len > SK_TOPIC_MAX_LEN || h->key_len < -1 || h->value_len < -1 ||
+			h->partition < -1)
+			return false;
+		topic_end = sizeof(SkEventHeader) + h->topic_len;
+		need = topic_end + 1 + Max(h->key_len, 0) + Max(h->value_len, 0) + h->headers_len;
+		if (need > h->length || events[pos + topic_end] != '\0' ||
+			!spill_headers_valid(events + pos + need - h->headers_len, h->headers_len,
+								 h->nheaders))
+			return false;
+		h->flags &= ~SK_EVENT_WORKER_FLAGS;
+		h->sent_generation = 0;
+		h->block_delta = SK_BLOCK_HEADER_SIZE + pos;
+		pos += h->length;
+	}
+	return pos == bytes;
 }
 
 /* put one spilled block back in the queue; false if it does not fit */
 static bool
-spill_restore_block(const SpillBlock *block, char *events)
+spill_restore_block(const SpillBlock *block, const char *events)
 {
 	uint64		off;
 
-	for (uint64 at = 0; at + sizeof(SkEventHeader) <= block->bytes;)
-	{
-		SkEventHeader *header = (SkEventHeader *) (events + at);
-
-		header->block_delta = SK_BLOCK_HEADER_SIZE + at;
-		if (header->length == 0)
-			break;
-		at += header->length;
-	}
 	if (ring_reserve(SK_BLOCK_HEADER_SIZE + block->bytes, block->nevents, block->database,
 					 block->role, PG_UINT64_MAX, &off) != SK_RESERVED)
 		return false;
@@ -195,87 +290,205 @@ spill_restore_block(const SpillBlock *block, char *events)
 	return true;
 }
 
-/*
- * spill_read_block - read the next block's description; an "SKSPILL1"
- * block has no origin
- */
-static bool
-spill_read_block(FILE *file, bool version1, SpillBlock *block)
+/* what loading the spill file found */
+typedef struct SpillOutcome
 {
-	SpillBlockV1 old;
+	FILE	   *file;			/* the open file, NULL if none */
+	uint64		loaded;			/* events queued again */
+	uint64		lost;			/* events that do not fit in the queue */
+	const char *damage;			/* why the file is damaged, or NULL */
+} SpillOutcome;
 
-	if (!version1)
-		return fread(block, sizeof(*block), 1, file) == 1;
-	if (fread(&old, sizeof(old), 1, file) != 1)
-		return false;
-	memset(block, 0, sizeof(*block));
-	block->nevents = old.nevents;
-	block->bytes = old.bytes;
-	return true;
+/* skip a block too large for the queue; false if its checksum is wrong */
+static bool
+spill_skip_block(FILE *file, const SpillBlock *block, bool checksums)
+{
+	char		buf[65536];
+	uint64		left = block->bytes;
+	pg_crc32c	crc;
+
+	spill_crc_fields(&crc, block);
+	while (left > 0)
+	{
+		size_t		n = Min(left, sizeof(buf));
+
+		if (fread(buf, 1, n, file) != n)
+			return false;
+		COMP_CRC32C(crc, buf, n);
+		left -= n;
+	}
+	FIN_CRC32C(crc);
+	return !checksums || crc == block->crc;
+}
+
+/* queue the blocks of an open spill file, stopping at the first damaged one */
+static void
+spill_read_blocks(FILE *file, uint64 file_size, bool checksums, SpillOutcome *outcome)
+{
+	SpillBlock	block = {0};
+	size_t		block_size = checksums ? sizeof(block) : SPILL_BLOCK_V1_SIZE;
+	size_t		got;
+	uint64		pos = 16;
+	uint64		fits = ring_capacity() - SK_BLOCK_HEADER_SIZE;
+
+	while ((got = fread(&block, 1, block_size, file)) == block_size)
+	{
+		char	   *events;
+
+		pos += block_size;
+		if (block.nevents == 0 || block.bytes > file_size - pos ||
+			block.bytes < block.nevents * sizeof(SkEventHeader))
+		{
+			outcome->damage = "a block's length or event count is impossible";
+			return;
+		}
+		pos += block.bytes;
+		if (block.bytes > fits)
+		{
+			if (!spill_skip_block(file, &block, checksums))
+			{
+				outcome->damage = "a block's checksum is wrong";
+				return;
+			}
+			outcome->lost += block.nevents;
+			continue;
+		}
+		events = palloc_extended(block.bytes, MCXT_ALLOC_HUGE);
+		if (fread(events, 1, block.bytes, file) != block.bytes)
+			outcome->damage = "the file ends inside a block";
+		else if (checksums && spill_block_crc(&block, events) != block.crc)
+			outcome->damage = "a block's checksum is wrong";
+		else if (!spill_events_valid(events, block.bytes, block.nevents))
+			outcome->damage = "a block's events are malformed";
+		else if (spill_restore_block(&block, events))
+			outcome->loaded += block.nevents;
+		else
+			outcome->lost += block.nevents;
+		pfree(events);
+		if (outcome->damage)
+			return;
+	}
+	if (got != 0)
+		outcome->damage = "the file ends inside a block header";
 }
 
 /*
- * spill_load - the postmaster, creating shared memory: queue the spilled
- * events again and remove the file.  What does not fit in the queue (it was
- * made smaller) is logged as lost.
+ * spill_open - open the spill file and read its header; NULL if there is
+ * none, or if it belongs to this shared memory (removed: still queued).
+ * Sets *checksums by its format, or *damage when it is not a spill file.
  */
-void
-spill_load(void)
+static FILE *
+spill_open(uint64 *file_size, bool *checksums, const char **damage)
 {
 	FILE	   *file = AllocateFile(SPILL_FILE, PG_BINARY_R);
-	char		magic[8] = {0};
+	char		magic[8];
 	uint64		instance;
-	SpillBlock	block;
-	uint64		loaded = 0;
-	uint64		lost = 0;
-	bool		version1;
+	struct stat st;
 
+	*damage = NULL;
 	if (file == NULL)
-		return;
-	version1 = fread(magic, 1, 8, file) == 8 && memcmp(magic, SPILL_MAGIC_V1, 8) == 0;
-	if ((!version1 && memcmp(magic, SPILL_MAGIC, 8) != 0) ||
-		fread(&instance, sizeof(uint64), 1, file) != 1)
+		return NULL;
+	if (fstat(fileno(file), &st) != 0 || fread(magic, 1, 8, file) != 8 ||
+		fread(&instance, sizeof(uint64), 1, file) != 1 ||
+		(memcmp(magic, SPILL_MAGIC, 8) != 0 && memcmp(magic, SPILL_MAGIC_V1, 8) != 0))
 	{
-		ereport(WARNING, (errmsg("streamkafka ignores \"%s\": not a spill file", SPILL_FILE)));
-		FreeFile(file);
-		return;
+		*damage = "it does not start like a spill file";
+		return file;
 	}
+	*file_size = st.st_size;
+	*checksums = memcmp(magic, SPILL_MAGIC, 8) == 0;
 	if (instance == sk_ring->instance_id)
 	{
 		/* left by a worker restart just before a crash restart: still queued */
 		FreeFile(file);
 		unlink(SPILL_FILE);
-		return;
+		return NULL;
 	}
-	while (spill_read_block(file, version1, &block))
-	{
-		char	   *events = palloc(block.bytes);
+	return file;
+}
 
-		if (fread(events, 1, block.bytes, file) != block.bytes)
-		{
-			ereport(WARNING, (errmsg("streamkafka spill file \"%s\" ends early", SPILL_FILE)));
-			pfree(events);
-			break;
-		}
-		if (spill_restore_block(&block, events))
-			loaded += block.nevents;
-		else
-			lost += block.nevents;
-		pfree(events);
+/* rename a damaged spill file out of the way, loudly, and count it */
+static void
+spill_set_aside(const char *why, uint64 loaded)
+{
+	damaged_files++;
+	if (durable_rename(SPILL_FILE, SPILL_DAMAGED, LOG) != 0)
+		(void) unlink(SPILL_FILE);
+	ereport(WARNING,
+			(errmsg("streamkafka set aside the damaged spill file \"%s\" as \"%s\": %s",
+					SPILL_FILE, SPILL_DAMAGED, why),
+			 errdetail("%llu events before the damage were queued; "
+					   "the events from the damage on are not sent.",
+					   (unsigned long long) loaded),
+			 errhint("Inspect or remove \"%s\"; kafka_health() counts it in "
+					 "spill_damaged_files until the next server start.", SPILL_DAMAGED)));
+}
+
+/* open the spill file and queue its blocks (may raise an ERROR) */
+static void
+spill_load_file(SpillOutcome *outcome)
+{
+	uint64		file_size = 0;
+	bool		checksums = false;
+
+	outcome->file = spill_open(&file_size, &checksums, &outcome->damage);
+	if (outcome->file != NULL && outcome->damage == NULL)
+		spill_read_blocks(outcome->file, file_size, checksums, outcome);
+}
+
+/*
+ * spill_load - the postmaster, creating shared memory: queue the spilled
+ * events again and remove the file.  What does not fit in the queue (it was
+ * made smaller) is logged as lost.  Never raises an ERROR: a damaged file
+ * is set aside (spill_set_aside) and the server starts.
+ */
+void
+spill_load(void)
+{
+	MemoryContext context = CurrentMemoryContext;
+	SpillOutcome outcome = {0};
+
+	PG_TRY();
+	{
+		spill_load_file(&outcome);
 	}
-	FreeFile(file);
-	if (loaded > 0)
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		outcome.damage = edata->message;
+	}
+	PG_END_TRY();
+	if (outcome.file == NULL)
+		return;
+	FreeFile(outcome.file);
+	if (outcome.loaded > 0)
 		ereport(LOG,
 				(errmsg("streamkafka queued %llu events saved at the last shutdown",
-						(unsigned long long) loaded)));
-	if (lost > 0)
+						(unsigned long long) outcome.loaded)));
+	if (outcome.lost > 0)
 		ereport(WARNING,
 				(errmsg("streamkafka lost %llu saved events that do not fit in streamkafka.queue_size",
-						(unsigned long long) lost)));
-	if (unlink(SPILL_FILE) != 0)
+						(unsigned long long) outcome.lost)));
+	if (outcome.damage != NULL)
+		spill_set_aside(outcome.damage, outcome.loaded);
+	else if (unlink(SPILL_FILE) != 0)
 		ereport(WARNING,
 				(errcode_for_file_access(),
 				 errmsg("could not remove \"%s\": %m; its events would be queued twice", SPILL_FILE)));
+}
+
+/*
+ * spill_damaged_files - damaged spill files set aside since the server
+ * started (kafka_health)
+ */
+int
+spill_damaged_files(void)
+{
+	return damaged_files;
 }
 
 /*
@@ -293,7 +506,8 @@ spill_forget_own(void)
 
 	if (file == NULL)
 		return;
-	own = fread(magic, 1, 8, file) == 8 && memcmp(magic, SPILL_MAGIC, 8) == 0 &&
+	own = fread(magic, 1, 8, file) == 8 &&
+		(memcmp(magic, SPILL_MAGIC, 8) == 0 || memcmp(magic, SPILL_MAGIC_V1, 8) == 0) &&
 		fread(&instance, sizeof(uint64), 1, file) == 1 &&
 		instance == sk_ring->instance_id;
 	FreeFile(file);

@@ -8,5 +8,6 @@
 extern void spill_write(void);
 extern void spill_load(void);
 extern void spill_forget_own(void);
+extern int	spill_damaged_files(void);
 
 #endif							/* STREAMKAFKA_SPILL_H */

@@ -14,7 +14,8 @@
  *
  * streamkafka must be in shared_preload_libraries.  Loaded any other way
  * (CREATE EXTENSION on a server without the preload), _PG_init does nothing
- * and every SQL function fails with SQLSTATE 55000 and a hint.
+ * and every SQL function fails with SQLSTATE 55000 and a hint; so they do in
+ * single-user mode (postgres --single), where no worker runs.
  */
 #include "postgres.h"
 
@@ -46,6 +47,9 @@
 PG_MODULE_MAGIC;
 
 bool		streamkafka_preloaded = false;
+
+/* loaded by postgres --single: nothing is queued or sent */
+static bool streamkafka_single_user = false;
 
 #if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -190,6 +194,15 @@ _PG_init(void)
 		return;
 
 	settings_define();
+	if (!IsPostmasterEnvironment)
+	{
+		/*
+		 * Single-user mode: no worker would ever send an event, and loading
+		 * the spill file would consume it.  Every function fails instead.
+		 */
+		streamkafka_single_user = true;
+		return;
+	}
 	streamkafka_map_survivor_memory();
 
 #if PG_VERSION_NUM >= 150000
@@ -212,11 +225,20 @@ _PG_init(void)
 }
 
 /*
- * streamkafka_require_preload - ERROR unless loaded at server start
+ * streamkafka_require_preload - ERROR unless loaded at server start by a
+ * postmaster (not in single-user mode)
  */
 void
 streamkafka_require_preload(void)
 {
+	if (streamkafka_single_user)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("streamkafka does not publish in single-user mode"),
+				 errdetail("No worker runs to send events in a stand-alone backend; "
+						   "events saved in the spill file wait for the next normal start."),
+				 errhint("Start the server normally (pg_ctl start) to publish, or to write "
+						 "to streamed tables.")));
 	if (!streamkafka_preloaded)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -3,6 +3,12 @@
  *		The background worker: owns the producer, drains the queue, sleeps
  *		until there is work, reloads settings on SIGHUP and flushes on SIGTERM.
  *
+ * Errors: an ERROR in the loop (pg_cancel_backend, out of memory, a recovery
+ * conflict) is logged and the loop goes on after a second, the walk restarted
+ * from the tail; the producer keeps running.  Every exit (a FATAL, the
+ * postmaster's death) stops the producer first (worker_on_exit), so no
+ * librdkafka thread outlives the worker's PostgreSQL state.
+ *
  * Loop: poll the producer (delivery reports, errors, statistics), let the
  * circuit breaker time out its probe, send a bounded batch (if the breaker
  * allows), write refused events to the dead-letter table, release finished
@@ -21,11 +27,14 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
+#include "access/xact.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lwlock.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -47,16 +56,29 @@
 #define WORKER_IDLE_MS		1000
 #define WORKER_NAP_MS		1		/* see worker_sleep */
 #define WORKER_RETRY_MS		5000	/* retry a producer that failed to start */
+#define WORKER_ERROR_PAUSE_MS	1000	/* after an ERROR in the loop */
 
 PGDLLEXPORT void streamkafka_worker_main(Datum main_arg);
 
 static int	wake_pipe[2] = {-1, -1};
 static TimestampTz last_start_attempt = 0;
 static bool connecting = false; /* inside BackgroundWorkerInitializeConnection */
+static bool database_back = false;	/* streamkafka.database can be connected to again */
 
+/*
+ * worker_on_exit - every exit: stop the producer if it still runs (an exit
+ * other than the clean shutdown), so librdkafka's threads end before the
+ * process does; its events stay in the queue for the next worker
+ */
 static void
 worker_on_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
 {
+	if (producer_running())
+	{
+		ereport(LOG, (errmsg("streamkafka worker exiting: its producer is stopped first")));
+		producer_stop(0);
+	}
+	pg_atomic_write_u32(&sk_ring->held_by_pid, 0);
 	ring_consumer_detach();
 	metrics_worker_stopped();
 }
@@ -120,7 +142,7 @@ worker_step(void)
 {
 	uint32		sent;
 	bool		released;
-	bool		dead_lettered;
+	bool		dead_lettered = false;
 	uint64		evict;
 
 	if (producer_running() && producer_failed())
@@ -139,9 +161,13 @@ worker_step(void)
 	breaker_tick(sender_in_flight());
 	evict = ring_take_eviction_request();
 	if (evict > 0)
+	{
+		/* refused events that can become dead letters do, rather than drop */
+		dead_lettered = deadletter_flush();
 		sender_evict(evict);
+	}
 	sent = sender_drain(WORKER_BATCH);
-	dead_lettered = deadletter_flush();
+	dead_lettered |= deadletter_flush();
 	released = sender_release();
 	if (sender_take_delivered_flag())
 		metrics_note_delivery_time(GetCurrentTimestamp());
@@ -266,14 +292,65 @@ worker_connect(void)
 	deadletter_connected(true);
 }
 
+/*
+ * worker_recover - after an ERROR in the loop: log it, clean up what the
+ * error left (transaction, locks, memory), walk again from the tail, and
+ * pause a second so a repeating error does not spin
+ */
+static void
+worker_recover(MemoryContext loop_context)
+{
+	HOLD_INTERRUPTS();
+	EmitErrorReport();
+	AbortCurrentTransaction();
+	LWLockReleaseAll();
+	ConditionVariableCancelSleep();
+	pgstat_report_wait_end();
+	MemoryContextSwitchTo(TopMemoryContext);
+	FlushErrorState();
+	MemoryContextReset(loop_context);
+	RESUME_INTERRUPTS();
+	ereport(LOG,
+			(errmsg("streamkafka worker goes on after the error above; its producer keeps running")));
+	sender_resync();
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 WORKER_ERROR_PAUSE_MS, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+}
+
+/*
+ * the main loop, until a shutdown is requested, or streamkafka.database can
+ * be connected to again (exit to be restarted connected to it)
+ */
+static void
+worker_loop(WaitEventSet *events, MemoryContext loop_context)
+{
+	bool		progress;
+	bool		progressed_before = false;
+
+	while (!ShutdownRequestPending && !database_back)
+	{
+		MemoryContext old = MemoryContextSwitchTo(loop_context);
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+			worker_reload();
+		progress = worker_step();
+		database_back = deadletter_database_back();
+		if (!progress)
+			worker_sleep(events, progressed_before);
+		progressed_before = progress;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(loop_context);
+	}
+}
+
 void
 streamkafka_worker_main(Datum main_arg pg_attribute_unused())
 {
 	WaitEventSet *events;
 	MemoryContext loop_context;
-	bool		progress;
-	bool		progressed_before = false;
-	bool		reconnect = false;
+	sigjmp_buf	local_sigjmp_buf;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
@@ -296,22 +373,15 @@ streamkafka_worker_main(Datum main_arg pg_attribute_unused())
 	ereport(LOG, (errmsg("streamkafka worker started")));
 	worker_start_producer(0);
 
-	while (!ShutdownRequestPending && !reconnect)
-	{
-		MemoryContext old = MemoryContextSwitchTo(loop_context);
+	/* an ERROR in the loop comes back here */
+	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
+		worker_recover(loop_context);
+	PG_exception_stack = &local_sigjmp_buf;
+	worker_loop(events, loop_context);
 
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-			worker_reload();
-		progress = worker_step();
-		reconnect = deadletter_database_back();
-		if (!progress)
-			worker_sleep(events, progressed_before);
-		progressed_before = progress;
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(loop_context);
-	}
-
+	/* an ERROR while shutting down ends the process (worker_on_exit) */
+	PG_exception_stack = NULL;
+	HOLD_INTERRUPTS();
 	worker_shutdown();
 	/* exit 1: if this was not a server shutdown, the postmaster restarts us */
 	proc_exit(1);
