@@ -87,12 +87,33 @@ ok(-e "$spill.damaged", 'the file was set aside');
 is(stats_row($node)->{queue_events}, 0, 'none of its events were queued');
 unlink("$spill.damaged");
 
+# as_0_2_0(FILE) - the same events as 0.2.0 wrote them: "SKSPILL1", blocks
+# described by count, 0 and length only (no CRC, no origin), and each event's
+# block_delta counted from 0.2.0's 24-byte block header
+sub as_0_2_0
+{
+	my ($v2) = @_;
+	my $v1 = 'SKSPILL1' . substr($v2, 8, 8);
+	my $pos = 16;
+	while ($pos < length($v2))
+	{
+		my ($nevents, $crc, $length) = unpack('L L Q', substr($v2, $pos, 16));
+		my $events = substr($v2, $pos + 24, $length);
+		my $at = 0;
+		for (1 .. $nevents)
+		{
+			substr($events, $at + 16, 8) = pack('Q', 24 + $at);
+			$at += unpack('L', substr($events, $at, 4));
+		}
+		$v1 .= pack('L L Q', $nevents, 0, $length) . $events;
+		$pos += 24 + $length;
+	}
+	return $v1;
+}
+
 # --- a file in 0.2.0's format -------------------------------------------------------
 publish_and_stop();
-$bytes = file_bytes();
-substr($bytes, 0, 8) = 'SKSPILL1';
-substr($bytes, 20, 4) = "\0" x 4;
-write_file_bytes($bytes);
+write_file_bytes(as_0_2_0(file_bytes()));
 $node->start;
 is(stats_row($node)->{queue_events}, 1000, 'a spill file in the 0.2.0 format is loaded');
 ok(!-e $spill && !-e "$spill.damaged", 'and removed');
