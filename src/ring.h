@@ -51,6 +51,9 @@ typedef struct SkRing
 	char		pad1[PG_CACHE_LINE_SIZE];
 	pg_atomic_uint64 next_event_id;
 	pg_atomic_uint64 evict_request; /* bytes drop_oldest sessions need */
+	pg_atomic_uint64 unfinished;	/* events in READY blocks not yet
+									 * finished: added as a block becomes
+									 * READY, taken as each event finishes */
 	/* written by the worker, read by every backend at commit */
 	char		pad2[PG_CACHE_LINE_SIZE];
 	pg_atomic_uint32 consumer_sleeping; /* 1 while the worker may sleep */
@@ -95,6 +98,7 @@ extern bool ring_reserve(uint64 length, uint32 nevents, uint64 *off);
 extern void ring_write(uint64 off, const void *src, uint64 len);
 extern void ring_block_ready(uint64 off);
 extern void ring_block_abandon(uint64 off);
+extern uint64 ring_unfinished_events(void);
 extern int64 ring_next_event_id(void);
 extern void ring_request_eviction(uint64 bytes);
 extern void ring_set_consumer_latch(void);
@@ -110,5 +114,6 @@ extern void ring_read(uint64 off, void *dst, uint64 len);
 extern void ring_consumer_may_sleep(bool sleeping);
 extern uint64 ring_take_eviction_request(void);
 extern uint32 ring_new_producer_generation(void);
+extern void ring_event_finish(uint64 event_off, uint32 flag);
 
 #endif							/* STREAMKAFKA_RING_H */

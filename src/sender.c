@@ -112,11 +112,11 @@ sender_event_bytes(uint64 event_off, bool *copied)
 	return wrapped;
 }
 
-/* mark an event finished */
+/* mark an event finished (the queue counts it out) */
 static void
 sender_finish_event(uint64 event_off, uint32 flag)
 {
-	*EVENT_FIELD(event_off, uint32, flags) |= flag;
+	ring_event_finish(event_off, flag);
 }
 
 static bool
@@ -395,7 +395,7 @@ sender_evict_block(uint64 off, uint64 *dropped)
 			return false;
 		if (!(header.flags & SK_EVENT_SETTLED))
 		{
-			*EVENT_FIELD(event_off, uint32, flags) |= SK_EVENT_DROPPED;
+			sender_finish_event(event_off, SK_EVENT_DROPPED);
 			sender_count_topic_drop(event_off, &header);
 			(*dropped)++;
 		}
