@@ -382,12 +382,15 @@ metrics_snapshot(SkStatsSnapshot *snap)
 /*
  * metrics_reset - kafka_stats_reset(): counters start again from zero, with
  * queued set to what the queue holds, so the identity holds again (also
- * after a counter was frozen)
+ * after a counter was frozen).  An event finished while the counters are
+ * zeroed may be counted on the wrong side of the reset: a difference that
+ * lasts after it is taken out of queued.
  */
 void
 metrics_reset(void)
 {
 	SkStatsSnapshot snap;
+	int64		gap;
 	TimestampTz now = GetCurrentTimestamp();
 
 	metrics_snapshot(&snap);
@@ -396,6 +399,9 @@ metrics_reset(void)
 	pg_atomic_write_u64(&sk_metrics->dropped, 0);
 	pg_atomic_write_u64(&sk_metrics->dead_lettered, 0);
 	pg_atomic_write_u64(&sk_metrics->queued, snap.queue_events);
+	gap = metrics_accounting_gap(&snap);
+	if (gap != 0)
+		pg_atomic_fetch_sub_u64(&sk_metrics->queued, (uint64) gap);
 	pg_atomic_write_u64(&sk_metrics->sent, 0);
 	pg_atomic_write_u64(&sk_metrics->rejected, 0);
 	pg_atomic_write_u64(&sk_metrics->retried, 0);

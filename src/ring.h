@@ -51,6 +51,8 @@ typedef struct SkRing
 	char		pad1[PG_CACHE_LINE_SIZE];
 	pg_atomic_uint64 next_event_id;
 	pg_atomic_uint64 evict_request; /* bytes drop_oldest sessions need */
+	/* added to at commit, taken from by the worker for every event */
+	char		pad_unfinished[PG_CACHE_LINE_SIZE];
 	pg_atomic_uint64 unfinished;	/* events in READY blocks not yet
 									 * finished: added as a block becomes
 									 * READY, taken as each event finishes */
