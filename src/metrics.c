@@ -548,7 +548,7 @@ streamkafka_test_freeze_counter(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("kafka_test_freeze_counter arguments must not be null"),
-				 errhint("Name a counter (queued, delivered, dropped, dead_lettered) and true or false.")));
+				 errhint("Name queued, delivered, dropped or dead_lettered, and true or false.")));
 	bit = freeze_bit(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	if (PG_GETARG_BOOL(1))
 		pg_atomic_fetch_or_u32(&sk_metrics->frozen, bit);
