@@ -23,6 +23,7 @@ OBJS = \
 	src/breaker.o \
 	src/deadletter.o \
 	src/mockfault.o \
+	src/testconsume.o \
 	src/topicstats.o \
 	src/brokers.o \
 	src/health.o \
@@ -40,7 +41,7 @@ PG_CFLAGS = -Wextra
 SHLIB_LINK = -lrdkafka -lpthread
 
 # pg_regress: a temporary instance with the preload and the mock cluster
-REGRESS = setup publish transactions errors settings triggers stats observability upgrade security streaming deadletters queue_share queue
+REGRESS = setup publish transactions errors settings triggers stats observability upgrade security streaming deadletters queue_share queue accounting
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check_regress
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)

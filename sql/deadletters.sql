@@ -40,9 +40,22 @@ SELECT dl_try($$SELECT 1 FROM kafka_dead_letters FOR UPDATE$$);
 SELECT dl_try($$SELECT count(*) FROM kafka_dead_letter_rows$$);
 -- the requeue that took the event from its caller is gone
 SELECT dl_try($$SELECT kafka_requeue_dead_letter(1, 't', NULL, NULL, NULL, NULL, 0)$$);
--- retries are refused outside streamkafka.database, with a hint naming it
-SELECT dl_try($$SELECT kafka_retry_dead_letters()$$);
-SELECT dl_try($$SELECT kafka_requeue_dead_letter(1)$$);
+-- an unknown id is refused
+SELECT dl_try($$SELECT kafka_requeue_dead_letter(123456789)$$);
 RESET ROLE;
+-- retries are refused outside streamkafka.database, with a hint naming it
+SELECT current_database() AS dl_db \gset
+CREATE DATABASE dl_elsewhere;
+\c dl_elsewhere
+SET client_min_messages = warning;
+CREATE EXTENSION streamkafka;
+RESET client_min_messages;
+SET ROLE dl_publisher;
+\set VERBOSITY default
+SELECT kafka_retry_dead_letters();
+SELECT kafka_requeue_dead_letter(1);
+RESET ROLE;
+\c :dl_db
+DROP DATABASE dl_elsewhere;
 DROP ROLE dl_publisher;
 DROP FUNCTION dl_try(text);

@@ -1,6 +1,19 @@
 -- setup: the extension and the helpers the other regression files use
 CREATE EXTENSION streamkafka;
 
+-- the worker writes dead letters in streamkafka.database, this database
+-- (test/regress.conf), which pg_regress made after the server started: wait
+-- until the worker has connected to it
+DO $$
+BEGIN
+    FOR i IN 1 .. 300 LOOP
+        EXIT WHEN kafka_health()->'checks'->>'dead_letters' NOT LIKE 'cannot be written%';
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+SELECT kafka_health()->'checks'->>'dead_letters' AS dead_letters_check;
+
 -- what the extension installed
 SELECT pg_describe_object(classid, objid, 0) AS object
   FROM pg_depend
@@ -8,17 +21,43 @@ SELECT pg_describe_object(classid, objid, 0) AS object
    AND deptype = 'e'
  ORDER BY 1;
 
--- wait_finished(n): wait (up to 30 s) until n events are delivered or failed
+-- wait_finished(n): wait (up to 30 s) until n events are delivered or failed;
+-- gives up at once, with a WARNING saying why, when that cannot happen any
+-- more: the queue is empty (its own count, read twice), the worker is gone
+-- for 2 s, or no counter moved for 5 s
 CREATE FUNCTION wait_finished(n bigint) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
-    turns int := 0;
+    s record;
+    last_progress bigint := -1;
+    still int := 0;
+    empty int := 0;
+    no_worker int := 0;
 BEGIN
-    WHILE (SELECT delivered + failed FROM kafka_stats) < n AND turns < 600 LOOP
+    FOR turn IN 1 .. 600 LOOP
+        SELECT delivered + failed AS done, queue_events,
+               sent + delivered + failed + dropped + dead_lettered AS progress
+          INTO s FROM kafka_stats;
+        IF s.done >= n THEN
+            RETURN true;
+        END IF;
+        empty := CASE WHEN s.queue_events = 0 THEN empty + 1 ELSE 0 END;
+        still := CASE WHEN s.progress = last_progress THEN still + 1 ELSE 0 END;
+        last_progress := s.progress;
+        PERFORM pg_stat_clear_snapshot();
+        no_worker := CASE WHEN EXISTS (SELECT FROM pg_stat_activity
+                                        WHERE backend_type = 'streamkafka worker')
+                          THEN 0 ELSE no_worker + 1 END;
+        IF empty >= 2 OR still >= 100 OR no_worker >= 40 THEN
+            RAISE WARNING 'wait_finished(%) gives up at % finished: %', n, s.done,
+                CASE WHEN empty >= 2 THEN 'the queue is empty'
+                     WHEN no_worker >= 40 THEN 'the worker is not running'
+                     ELSE 'no counter moved for 5 s' END;
+            RETURN false;
+        END IF;
         PERFORM pg_sleep(0.05);
-        turns := turns + 1;
     END LOOP;
-    RETURN (SELECT delivered + failed FROM kafka_stats) >= n;
+    RETURN false;
 END
 $$;
 

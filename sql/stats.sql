@@ -27,6 +27,9 @@ SELECT try($$SELECT kafka_mock_fault(NULL)$$);
 SELECT kafka_health()->>'status' AS status,
        kafka_health()->'worker_running' AS worker_running,
        kafka_health()->'producer_ready' AS producer_ready;
+-- what is not ok, and why (earlier files wrote dead letters)
+SELECT key AS check, value AS finding FROM jsonb_each_text(kafka_health()->'checks')
+ WHERE value NOT IN ('ok', 'connecting') ORDER BY 1;
 
 -- privileges: publishing is not for PUBLIC; metrics are for pg_monitor
 CREATE ROLE sk_plain;

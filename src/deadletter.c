@@ -432,7 +432,7 @@ deadletter_finish_refused(void)
 		uint64		off = ((uint64 *) refused.items)[i];
 
 		topicstats_count_dead_lettered(topicstats_event_slot(off));
-		*(uint32 *) ring_at(off + offsetof(SkEventHeader, flags)) |= SK_EVENT_DEAD_LETTERED;
+		ring_event_finish(off, SK_EVENT_DEAD_LETTERED);
 	}
 	metrics_count_dead_lettered(refused.count);
 	refused.count = 0;

@@ -12,7 +12,9 @@
  *            written in the last 15 minutes or not writable (no connection
  *            to streamkafka.database), a consumer group lagging more than
  *            streamkafka.lag_alert_threshold, a topic with under-replicated
- *            partitions, or a damaged spill file set aside at start.
+ *            partitions, a damaged spill file set aside at start, or the
+ *            accounting identity not holding (a counting defect; the log
+ *            says by how much, see metrics.c).
  */
 #include "postgres.h"
 
@@ -129,6 +131,40 @@ check_monitor(HealthChecks *checks)
 		check(checks, "topics", "ok", SK_HEALTHY);
 }
 
+/*
+ * check_accounting - does queued = delivered + dropped + dead_lettered +
+ * queue_events hold?  A lasting difference is logged whenever it changes.
+ */
+static void
+check_accounting(HealthChecks *checks)
+{
+	static int64 last_logged = 0;
+	SkStatsSnapshot counts;
+	int64		gap = metrics_accounting_gap(&counts);
+	char		text[160];
+
+	if (gap == 0)
+	{
+		check(checks, "accounting", "ok", SK_HEALTHY);
+		return;
+	}
+	snprintf(text, sizeof(text), "queued differs from delivered + dropped + "
+			 "dead_lettered + queue_events by %lld", (long long) gap);
+	check(checks, "accounting", text, SK_DEGRADED);
+	if (gap == last_logged)
+		return;
+	last_logged = gap;
+	ereport(LOG,
+			(errmsg("streamkafka accounting does not add up: queued %llu, but delivered %llu + "
+					"dropped %llu + dead_lettered %llu + queue_events %llu differ from it by %lld",
+					(unsigned long long) counts.queued, (unsigned long long) counts.delivered,
+					(unsigned long long) counts.dropped,
+					(unsigned long long) counts.dead_lettered,
+					(unsigned long long) counts.queue_events, (long long) gap),
+			 errdetail("Events counted as queued are neither counted finished nor in the queue "
+					   "(negative: counted finished or in the queue more often than queued).")));
+}
+
 static void
 json_string(StringInfo buf, const char *key, const char *value)
 {
@@ -235,6 +271,7 @@ health_report(StringInfo json)
 			  "events were dead-lettered in the last 15 minutes" : "ok",
 			  recent_dead_letters ? SK_DEGRADED : SK_HEALTHY);
 	check_monitor(&checks);
+	check_accounting(&checks);
 	appendStringInfoChar(&checks.json, '}');
 
 	appendStringInfoChar(json, '{');

@@ -7,16 +7,30 @@
  * (drop_newest) with atomic adds; the worker to dropped (drop_oldest) the
  * same way, and to the counters only it writes (sent, delivered, failed:
  * refused by Kafka, dead_lettered, retried) with plain stores.
- * queued = delivered + dropped + dead_lettered + queue_events at every
- * moment; a refused event is in the queue until its dead letter is written.
  * The text and timestamp fields sit under one spinlock, held only to copy
- * them.  Readers take no lock for the counters;
- * they read the finished counts before queued, so queue_events (queued
- * minus the finished ones) is never negative.
+ * them.  Readers take no lock for the counters.
+ *
+ * The accounting identity, queued = delivered + dropped + dead_lettered +
+ * queue_events, compares two independent counts: queue_events is not
+ * derived from these counters but counted by the queue (ring.c: added when a
+ * block becomes READY, taken when an event is marked finished).  A refused
+ * event is in the queue until its dead letter is written.  Every event
+ * reaches queued before the queue counts it, and leaves the queue's count
+ * before it reaches delivered, dropped or dead_lettered; readers read the
+ * finished counts, then queue_events, then queued.  So the difference read
+ * is never negative, and it is the events moving between two counters at
+ * that instant: zero whenever nothing moves (the worker idle).  A difference
+ * that stays is a counting defect, reported by kafka_health()'s accounting
+ * check and in the log (metrics_accounting_gap).
+ *
+ * kafka_test_freeze_counter() (tests only, superuser) stops one counter
+ * from counting, to show that the identity's checks can fail.
  */
 #include "postgres.h"
 
 #include <signal.h>
+
+#include "miscadmin.h"
 
 #include "fmgr.h"
 #include "funcapi.h"
@@ -39,6 +53,16 @@
 #define SK_ERROR_LEN		256
 #define SK_BOOTSTRAP_LEN	1024
 
+/* kafka_test_freeze_counter(): the counters it can stop, as bits of frozen */
+#define SK_FREEZE_QUEUED		0x1
+#define SK_FREEZE_DELIVERED		0x2
+#define SK_FREEZE_DROPPED		0x4
+#define SK_FREEZE_DEAD_LETTERED	0x8
+
+/* reads of the identity before a difference is taken as lasting */
+#define ACCOUNTING_READS		5
+#define ACCOUNTING_READ_GAP_US	10000
+
 typedef struct SkMetrics
 {
 	/* written by backends; kept off the worker's cache line */
@@ -55,6 +79,10 @@ typedef struct SkMetrics
 	pg_atomic_uint64 dead_lettered; /* written to kafka_dead_letters */
 	pg_atomic_uint64 delivered_bytes;
 	char		worker_pad[PG_CACHE_LINE_SIZE];
+
+	/* read by every count, written only by kafka_test_freeze_counter() */
+	pg_atomic_uint32 frozen;	/* SK_FREEZE_* bits: counters not counting */
+	char		frozen_pad[PG_CACHE_LINE_SIZE];
 
 	slock_t		lock;			/* protects everything below */
 	TimestampTz last_delivered_at;
@@ -116,11 +144,21 @@ metrics_shmem_init(void *place, bool recovered, uint64 queue_events)
 	pg_atomic_init_u64(&sk_metrics->dead_lettered, 0);
 	pg_atomic_init_u64(&sk_metrics->retried, 0);
 	pg_atomic_init_u64(&sk_metrics->sent, 0);
+	pg_atomic_init_u32(&sk_metrics->frozen, 0);
+}
+
+/* has kafka_test_freeze_counter() stopped the counter of this bit? */
+static inline bool
+counter_frozen(uint32 bit)
+{
+	return unlikely((pg_atomic_read_u32(&sk_metrics->frozen) & bit) != 0);
 }
 
 void
 metrics_count_queued(uint32 nevents)
 {
+	if (counter_frozen(SK_FREEZE_QUEUED))
+		return;
 	pg_atomic_fetch_add_u64(&sk_metrics->queued, nevents);
 }
 
@@ -133,6 +171,8 @@ metrics_count_rejected(uint32 nevents)
 void
 metrics_count_dropped(uint64 nevents)
 {
+	if (counter_frozen(SK_FREEZE_DROPPED))
+		return;
 	pg_atomic_fetch_add_u64(&sk_metrics->dropped, nevents);
 }
 
@@ -147,7 +187,8 @@ metrics_count_dead_lettered(uint64 nevents)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	worker_counter_add(&sk_metrics->dead_lettered, nevents);
+	if (!counter_frozen(SK_FREEZE_DEAD_LETTERED))
+		worker_counter_add(&sk_metrics->dead_lettered, nevents);
 	SpinLockAcquire(&sk_metrics->lock);
 	sk_metrics->last_dead_letter_at = now;
 	SpinLockRelease(&sk_metrics->lock);
@@ -162,7 +203,8 @@ metrics_count_sent(void)
 void
 metrics_count_delivered(uint64 bytes)
 {
-	worker_counter_add(&sk_metrics->delivered, 1);
+	if (!counter_frozen(SK_FREEZE_DELIVERED))
+		worker_counter_add(&sk_metrics->delivered, 1);
 	worker_counter_add(&sk_metrics->delivered_bytes, bytes);
 }
 
@@ -241,28 +283,80 @@ metrics_set_brokers(int total, int up, int down)
 }
 
 /*
- * metrics_snapshot - a consistent copy of the counters and status: the
- * finished counts are read before queued, so queue_events is never negative
+ * metrics_read_identity - the four counters and the queue's own count of its
+ * events, in the order that keeps queued - (the rest) from going negative
+ * while events move (see the file's header)
+ */
+static void
+metrics_read_identity(SkStatsSnapshot *snap)
+{
+	snap->delivered = pg_atomic_read_u64(&sk_metrics->delivered);
+	snap->dropped = pg_atomic_read_u64(&sk_metrics->dropped);
+	snap->dead_lettered = pg_atomic_read_u64(&sk_metrics->dead_lettered);
+	pg_read_barrier();
+	snap->queue_events = ring_unfinished_events();
+	pg_read_barrier();
+	snap->queued = pg_atomic_read_u64(&sk_metrics->queued);
+}
+
+/* queued minus what the identity says it is made of */
+static int64
+identity_difference(const SkStatsSnapshot *snap)
+{
+	return (int64) (snap->queued - (snap->delivered + snap->dropped +
+									snap->dead_lettered + snap->queue_events));
+}
+
+/*
+ * metrics_accounting_gap - events counted in queued that are neither
+ * finished nor in the queue (negative: counted finished or queued more often
+ * than queued), once the difference lasts: a difference read up to
+ * ACCOUNTING_READS times, ACCOUNTING_READ_GAP_US apart, that never reached
+ * zero.  Events move between counters within a few instructions, so a
+ * correct count reads zero at once or at the next read.  Returns the
+ * smallest difference seen (by size) and the counts it was read with.
+ */
+int64
+metrics_accounting_gap(SkStatsSnapshot *snap)
+{
+	int64		smallest = 0;
+
+	for (int reads = 0; reads < ACCOUNTING_READS; reads++)
+	{
+		SkStatsSnapshot now;
+		int64		difference;
+
+		if (reads > 0)
+			pg_usleep(ACCOUNTING_READ_GAP_US);
+		metrics_read_identity(&now);
+		difference = identity_difference(&now);
+		if (reads == 0 || Abs(difference) < Abs(smallest))
+		{
+			smallest = difference;
+			*snap = now;
+		}
+		if (difference == 0)
+			break;
+	}
+	return smallest;
+}
+
+/*
+ * metrics_snapshot - a copy of the counters and status; the identity's
+ * counts are read in the order metrics_read_identity() keeps
  */
 void
 metrics_snapshot(SkStatsSnapshot *snap)
 {
 	uint64		tail;
 	uint64		head;
-	uint64		finished;
 
-	snap->delivered = pg_atomic_read_u64(&sk_metrics->delivered);
+	metrics_read_identity(snap);
 	snap->failed = pg_atomic_read_u64(&sk_metrics->failed);
-	snap->dropped = pg_atomic_read_u64(&sk_metrics->dropped);
-	snap->dead_lettered = pg_atomic_read_u64(&sk_metrics->dead_lettered);
-	pg_read_barrier();
-	snap->queued = pg_atomic_read_u64(&sk_metrics->queued);
 	snap->sent = pg_atomic_read_u64(&sk_metrics->sent);
 	snap->rejected = pg_atomic_read_u64(&sk_metrics->rejected);
 	snap->retried = pg_atomic_read_u64(&sk_metrics->retried);
 	snap->delivered_bytes = pg_atomic_read_u64(&sk_metrics->delivered_bytes);
-	finished = snap->delivered + snap->dropped + snap->dead_lettered;
-	snap->queue_events = snap->queued > finished ? snap->queued - finished : 0;
 	ring_bounds(&tail, &head);
 	snap->queue_bytes = head - tail;
 	snap->queue_size = ring_capacity();
@@ -287,12 +381,16 @@ metrics_snapshot(SkStatsSnapshot *snap)
 
 /*
  * metrics_reset - kafka_stats_reset(): counters start again from zero, with
- * queued set to what the queue holds, so the identity still holds
+ * queued set to what the queue holds, so the identity holds again (also
+ * after a counter was frozen).  An event finished while the counters are
+ * zeroed may be counted on the wrong side of the reset: a difference that
+ * lasts after it is taken out of queued.
  */
 void
 metrics_reset(void)
 {
 	SkStatsSnapshot snap;
+	int64		gap;
 	TimestampTz now = GetCurrentTimestamp();
 
 	metrics_snapshot(&snap);
@@ -301,6 +399,9 @@ metrics_reset(void)
 	pg_atomic_write_u64(&sk_metrics->dropped, 0);
 	pg_atomic_write_u64(&sk_metrics->dead_lettered, 0);
 	pg_atomic_write_u64(&sk_metrics->queued, snap.queue_events);
+	gap = metrics_accounting_gap(&snap);
+	if (gap != 0)
+		pg_atomic_fetch_sub_u64(&sk_metrics->queued, (uint64) gap);
 	pg_atomic_write_u64(&sk_metrics->sent, 0);
 	pg_atomic_write_u64(&sk_metrics->rejected, 0);
 	pg_atomic_write_u64(&sk_metrics->retried, 0);
@@ -402,5 +503,60 @@ streamkafka_stats_reset(PG_FUNCTION_ARGS)
 	streamkafka_require_preload();
 	metrics_reset();
 	topicstats_reset();
+	PG_RETURN_VOID();
+}
+
+/* the SK_FREEZE_* bit of a counter's name; ERROR for any other name */
+static uint32
+freeze_bit(const char *counter)
+{
+	if (strcmp(counter, "queued") == 0)
+		return SK_FREEZE_QUEUED;
+	if (strcmp(counter, "delivered") == 0)
+		return SK_FREEZE_DELIVERED;
+	if (strcmp(counter, "dropped") == 0)
+		return SK_FREEZE_DROPPED;
+	if (strcmp(counter, "dead_lettered") == 0)
+		return SK_FREEZE_DEAD_LETTERED;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("kafka_test_freeze_counter cannot freeze \"%s\"", counter),
+			 errhint("Use queued, delivered, dropped or dead_lettered.")));
+	return 0;					/* keep the compiler quiet */
+}
+
+PG_FUNCTION_INFO_V1(streamkafka_test_freeze_counter);
+
+/*
+ * streamkafka_test_freeze_counter - kafka_test_freeze_counter(counter,
+ * frozen): for tests only, stop (or restart) one counter of the accounting
+ * identity, so a test can show its checks fail.  Superuser only.
+ */
+Datum
+streamkafka_test_freeze_counter(PG_FUNCTION_ARGS)
+{
+	uint32		bit;
+
+	streamkafka_require_preload();
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for kafka_test_freeze_counter"),
+				 errdetail("Freezing a counter falsifies kafka_stats; it is for tests."),
+				 errhint("Run it as a superuser, on a test server.")));
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("kafka_test_freeze_counter arguments must not be null"),
+				 errhint("Name queued, delivered, dropped or dead_lettered, and true or false.")));
+	bit = freeze_bit(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	if (PG_GETARG_BOOL(1))
+		pg_atomic_fetch_or_u32(&sk_metrics->frozen, bit);
+	else
+		pg_atomic_fetch_and_u32(&sk_metrics->frozen, ~bit);
+	ereport(LOG,
+			(errmsg("streamkafka counter %s is %s by kafka_test_freeze_counter",
+					text_to_cstring(PG_GETARG_TEXT_PP(0)),
+					PG_GETARG_BOOL(1) ? "frozen" : "counting again")));
 	PG_RETURN_VOID();
 }

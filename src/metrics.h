@@ -73,6 +73,7 @@ typedef struct SkStatsSnapshot
 } SkStatsSnapshot;
 
 extern void metrics_snapshot(SkStatsSnapshot *snap);
+extern int64 metrics_accounting_gap(SkStatsSnapshot *snap);
 extern void metrics_reset(void);
 
 #endif							/* STREAMKAFKA_METRICS_H */

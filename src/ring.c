@@ -40,6 +40,12 @@
  *   turn the worker naps briefly without setting the flag (see worker.c).
  * - Waiting for space (overflow = block or drop_oldest) and kafka_flush()
  *   sleep on space_cv, which the worker broadcasts whenever it moves tail.
+ * - unfinished counts the events of READY blocks that are not finished, from
+ *   the queue's side: a session adds a block's event count just before it
+ *   stores READY, the worker takes one as it marks an event finished
+ *   (ring_event_finish), before it adds to delivered, dropped or
+ *   dead_lettered.  It is never derived from those counters, so kafka_stats
+ *   can check them against it (see metrics.c).
  * - drop_oldest: a session that finds no room adds the bytes it needs to
  *   evict_request and wakes the worker, which discards the oldest events not
  *   held by librdkafka (see sender.c).
@@ -112,6 +118,7 @@ ring_shmem_init(void *place)
 
 	ring_reset_process_state();
 	pg_atomic_init_u64(&sk_ring->head, 0);
+	pg_atomic_init_u64(&sk_ring->unfinished, 0);
 	sk_ring->tail = 0;
 	sk_ring->high_water = 0;
 	memset(sk_ring->shares, 0, sizeof(sk_ring->shares));
@@ -136,8 +143,8 @@ ring_shmem_init(void *place)
  * with an xid may have written its commit record (e.g. it was waiting for
  * synchronous replication): it becomes IN_DOUBT, and the worker asks the
  * commit log once recovery is over (sender.c).  Others are abandoned.
- * Returns the number of events in READY blocks that are not finished: the
- * queue's content.
+ * Counts again the events in READY blocks that are not finished, the queue's
+ * content, and returns that number.
  */
 uint64
 ring_recover(void)
@@ -165,6 +172,7 @@ ring_recover(void)
 			event_off += header.length;
 		}
 	}
+	pg_atomic_write_u64(&sk_ring->unfinished, unfinished);
 	return unfinished;
 }
 
@@ -371,9 +379,36 @@ void
 ring_block_ready(uint64 off)
 {
 	*ring_field(off, int64, enqueued_at) = GetCurrentTimestamp();
-	pg_write_barrier();
+	/* counted before READY (a full barrier): the worker may finish them next */
+	pg_atomic_fetch_add_u64(&sk_ring->unfinished, *ring_field(off, uint32, nevents));
 	pg_atomic_write_u32(ring_field(off, pg_atomic_uint32, state), SK_BLOCK_READY);
 	ring_wake_consumer();
+}
+
+/*
+ * ring_unfinished_events - the events in READY blocks not yet finished
+ */
+uint64
+ring_unfinished_events(void)
+{
+	return pg_atomic_read_u64(&sk_ring->unfinished);
+}
+
+/*
+ * ring_event_finish - the worker marks the event at event_off finished with
+ * flag (SK_EVENT_DELIVERED, _DROPPED or _DEAD_LETTERED); the first time, the
+ * queue holds one unfinished event less.  The subtraction is a full barrier:
+ * the caller counts the event in its counter after it.
+ */
+void
+ring_event_finish(uint64 event_off, uint32 flag)
+{
+	uint32	   *flags = (uint32 *) ring_at(event_off + offsetof(SkEventHeader, flags));
+
+	Assert(flag & SK_EVENT_FINISHED);
+	if (!(*flags & SK_EVENT_FINISHED))
+		pg_atomic_fetch_sub_u64(&sk_ring->unfinished, 1);
+	*flags |= flag;
 }
 
 /*

@@ -82,6 +82,11 @@ typedef struct SkRing
 	char		pad1[PG_CACHE_LINE_SIZE];
 	pg_atomic_uint64 next_event_id;
 	pg_atomic_uint64 evict_request; /* bytes drop_oldest sessions need */
+	/* added to at commit, taken from by the worker for every event */
+	char		pad_unfinished[PG_CACHE_LINE_SIZE];
+	pg_atomic_uint64 unfinished;	/* events in READY blocks not yet
+									 * finished: added as a block becomes
+									 * READY, taken as each event finishes */
 	/* written by the worker, read by every backend at commit */
 	char		pad2[PG_CACHE_LINE_SIZE];
 	pg_atomic_uint32 consumer_sleeping; /* 1 while the worker may sleep */
@@ -140,6 +145,7 @@ extern int	ring_database_shares(SkDatabaseShare *shares);
 extern void ring_write(uint64 off, const void *src, uint64 len);
 extern void ring_block_ready(uint64 off);
 extern void ring_block_abandon(uint64 off);
+extern uint64 ring_unfinished_events(void);
 extern int64 ring_next_event_id(void);
 extern void ring_request_eviction(uint64 bytes);
 extern void ring_set_consumer_latch(void);
@@ -155,5 +161,6 @@ extern void ring_read(uint64 off, void *dst, uint64 len);
 extern void ring_consumer_may_sleep(bool sleeping);
 extern uint64 ring_take_eviction_request(void);
 extern uint32 ring_new_producer_generation(void);
+extern void ring_event_finish(uint64 event_off, uint32 flag);
 
 #endif							/* STREAMKAFKA_RING_H */

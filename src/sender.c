@@ -175,11 +175,11 @@ sender_copy_failed(uint64 off)
 			 errdetail("The events behind it wait in the queue.")));
 }
 
-/* mark an event finished */
+/* mark an event finished (the queue counts it out) */
 static void
 sender_finish_event(uint64 event_off, uint32 flag)
 {
-	*EVENT_FIELD(event_off, uint32, flags) |= flag;
+	ring_event_finish(event_off, flag);
 }
 
 static bool
@@ -620,7 +620,7 @@ sender_drop_block(uint64 off, uint64 *dropped, uint64 *refused)
 		ring_read(event_off, &header, sizeof(header));
 		if (!(header.flags & SK_EVENT_FINISHED))
 		{
-			*EVENT_FIELD(event_off, uint32, flags) |= SK_EVENT_DROPPED;
+			sender_finish_event(event_off, SK_EVENT_DROPPED);
 			sender_count_topic_drop(event_off, &header);
 			if (header.flags & SK_EVENT_RETRY)
 				deadletter_retry_dropped(header.event_id);
