@@ -586,10 +586,11 @@ lag_refresh_join(void)
 
 /*
  * lag_refresh_finish - if the running refresh is done, make its snapshot
- * the one readers see; true if it was done
+ * the one readers see and copy its error (empty if none) into error; true
+ * if it was done
  */
 bool
-lag_refresh_finish(void)
+lag_refresh_finish(char *error, size_t errlen)
 {
 	char		byte;
 
@@ -602,11 +603,8 @@ lag_refresh_finish(void)
 	if (job.snap->stale_answers > 0)
 		ereport(DEBUG1, (errmsg("streamkafka monitor discarded %d stale answers",
 								job.snap->stale_answers)));
+	strlcpy(error, job.snap->last_error, errlen);
 	LWLockAcquire(sk_lag->lock, LW_EXCLUSIVE);
-	if (job.snap->last_error[0] != '\0' &&
-		strcmp(job.snap->last_error, sk_lag->snapshot.last_error) != 0)
-		ereport(LOG, (errmsg("streamkafka monitor could not refresh consumer lag: %s",
-							 job.snap->last_error)));
 	memcpy(&sk_lag->snapshot, job.snap, sizeof(SkLagSnapshot));
 	LWLockRelease(sk_lag->lock);
 	lag_free_job();

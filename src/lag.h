@@ -56,7 +56,7 @@ extern void lag_shmem_init(void);
 extern bool lag_refresh_start(rd_kafka_t *rk, int timeout_ms, int budget_ms);
 extern pgsocket lag_refresh_fd(void);
 extern bool lag_refresh_running(void);
-extern bool lag_refresh_finish(void);
+extern bool lag_refresh_finish(char *error, size_t errlen);
 extern void lag_refresh_cancel(void);
 
 /* readers */

@@ -53,6 +53,8 @@
 #define MONITOR_IDLE_MS			1000
 #define MONITOR_ADMIN_TIMEOUT_MS 10000	/* one librdkafka call of a refresh */
 #define MONITOR_REFRESH_BUDGET_MS 60000 /* a whole refresh */
+#define MONITOR_LOG_GAP_MS		10000	/* between two failure lines */
+#define MONITOR_LOG_REPEAT_MS	60000	/* between two lines of the same failure */
 #define HTTP_REQUEST_TIMEOUT_MS	5000
 #define HTTP_MAX_REQUEST		8192
 #define HTTP_MAX_CLIENTS		8
@@ -79,12 +81,50 @@ typedef struct HttpClient
 
 PGDLLEXPORT void streamkafka_monitor_main(Datum main_arg);
 
+/* a failure that recurs at every pass, logged at a bounded rate */
+typedef struct LogLimit
+{
+	char		last[512];		/* the failure last logged */
+	TimestampTz logged_at;
+	int			unlogged;		/* failures not logged since */
+} LogLimit;
+
+static LogLimit client_failures;
+static LogLimit lag_failures;
 static rd_kafka_t *client = NULL;
 static char client_bootstrap[1024];
 static pgsocket listener = PGINVALID_SOCKET;
 static int	listen_port = 0;
 static char listen_address[256];
 static HttpClient clients[HTTP_MAX_CLIENTS];
+
+/*
+ * monitor_log_failure - log a failure of what: a new one at most once per
+ * MONITOR_LOG_GAP_MS, the same one again once per MONITOR_LOG_REPEAT_MS
+ */
+static void
+monitor_log_failure(LogLimit *limit, const char *what, const char *text)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		same = strcmp(limit->last, text) == 0;
+
+	if (limit->logged_at != 0 &&
+		!TimestampDifferenceExceeds(limit->logged_at, now,
+									same ? MONITOR_LOG_REPEAT_MS : MONITOR_LOG_GAP_MS))
+	{
+		limit->unlogged++;
+		return;
+	}
+	if (limit->unlogged > 0)
+		ereport(LOG, (errmsg("streamkafka monitor %s: %s", what, text),
+					  errdetail("%d failures since the previous line were not logged.",
+								limit->unlogged)));
+	else
+		ereport(LOG, (errmsg("streamkafka monitor %s: %s", what, text)));
+	strlcpy(limit->last, text, sizeof(limit->last));
+	limit->logged_at = now;
+	limit->unlogged = 0;
+}
 
 /*
  * monitor_client - a client of the producer's cluster, rebuilt when its
@@ -114,9 +154,12 @@ monitor_client(bool rebuild)
 		client = producer_new_handle(conf, errstr, sizeof(errstr));
 	}
 	if (client == NULL)
-		ereport(LOG, (errmsg("streamkafka monitor could not create a Kafka client: %s", errstr)));
+		monitor_log_failure(&client_failures, "could not create a Kafka client", errstr);
 	else
+	{
 		strlcpy(client_bootstrap, snap.bootstrap, sizeof(client_bootstrap));
+		memset(&client_failures, 0, sizeof(client_failures));
+	}
 	return client;
 }
 
@@ -371,9 +414,16 @@ static long
 monitor_refresh(TimestampTz *next, bool *rebuild)
 {
 	rd_kafka_t *rk;
+	char		error[256];
 
-	if (lag_refresh_finish())
+	if (lag_refresh_finish(error, sizeof(error)))
+	{
 		*next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sk_lag_interval_ms);
+		if (error[0] != '\0')
+			monitor_log_failure(&lag_failures, "could not refresh consumer lag", error);
+		else
+			memset(&lag_failures, 0, sizeof(lag_failures));
+	}
 	if (sk_lag_interval_ms == 0 || lag_refresh_running())
 		return MONITOR_IDLE_MS;
 	if (GetCurrentTimestamp() >= *next)

@@ -65,16 +65,17 @@ is("@missing", '', 'the test knows a new value for every reloadable setting');
 cmp_ok(scalar @reloadable, '>=', 30, 'there are reloadable settings to try');
 
 my $started = sql('SELECT pg_postmaster_start_time()');
-# worker_pids() - the streamkafka background workers, by title and process id
-# (the monitor has no database connection, so pg_stat_activity does not show it)
+# worker_pids() - the process ids of the worker (from kafka_health()) and of
+# the monitor (the one that logged the endpoint's latest address; neither
+# pg_stat_activity nor, under valgrind, process titles show it)
 sub worker_pids
 {
-	my $postmaster = (split /\n/, slurp_file($node->data_dir . '/postmaster.pid'))[0];
-	my @lines = grep { /streamkafka (worker|monitor)/ } split /\n/, `ps --ppid $postmaster -o pid=,args=`;
-	return join ' ', sort map { /^\s*(\d+).*(streamkafka (?:worker|monitor))/ ? "$2=$1" : () } @lines;
+	my @monitor = slurp_file($node->logfile) =~ /\[(\d+)\] LOG:  streamkafka serves \/metrics/g;
+	return 'monitor=' . ($monitor[-1] // 'none')
+	  . ' worker=' . sql("SELECT kafka_health()->>'worker_pid'");
 }
 my $pids = worker_pids();
-like($pids, qr/^streamkafka monitor=\d+ streamkafka worker=\d+$/, 'the worker and the monitor run');
+like($pids, qr/^monitor=\d+ worker=\d+$/, 'the worker and the monitor run');
 
 my ($status) = http_get('127.0.0.1', $http_port, '/metrics');
 is($status, 200, "the monitor serves /metrics on port $http_port");
