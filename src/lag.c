@@ -13,8 +13,8 @@
  * topics; a list: those groups, all their topics); each group's committed
  * offsets (admin API); each partition's high watermark.  lag = high
  * watermark - committed offset.  Each admin request has a queue of its own
- * and an id, and librdkafka's own timeout: a late answer is never taken for
- * another request's (another group's).  Every call is bounded, and so is the
+ * and an id, and only an answer naming the group asked is taken: a late
+ * answer is never taken for another request's (another group's).  Every call is bounded, and so is the
  * whole refresh.  The new snapshot replaces the old one under an LWLock.
  */
 #include "postgres.h"
@@ -188,16 +188,17 @@ lag_read_metadata(LagJob *job)
 }
 
 /*
- * lag_admin_options - options of one admin request: librdkafka's own timeout
- * (so that it answers with an error rather than late) and the request's id
+ * lag_admin_options - options of one admin request: its id.  librdkafka's
+ * own request timeout stays at its default: a coordinator request that times
+ * out inside librdkafka 2.0 can abort the process (an assertion on the
+ * request's enqueue-once counter), so the refresh stops waiting on its side
+ * and the late answer goes to the request's own queue, destroyed by then.
  */
 static rd_kafka_AdminOptions_t *
-lag_admin_options(LagJob *job, rd_kafka_admin_op_t op, int timeout_ms)
+lag_admin_options(LagJob *job, rd_kafka_admin_op_t op)
 {
 	rd_kafka_AdminOptions_t *options = rd_kafka_AdminOptions_new(job->rk, op);
-	char		errstr[256];
 
-	rd_kafka_AdminOptions_set_request_timeout(options, timeout_ms, errstr, sizeof(errstr));
 	rd_kafka_AdminOptions_set_opaque(options, (void *) (uintptr_t) ++job->request_id);
 	return options;
 }
@@ -314,7 +315,7 @@ lag_list_groups(LagJob *job)
 	if (timeout_ms == 0)
 		return;
 	queue = rd_kafka_queue_new(job->rk);
-	options = lag_admin_options(job, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS, timeout_ms);
+	options = lag_admin_options(job, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS);
 	rd_kafka_ListConsumerGroups(job->rk, options, queue);
 	event = lag_admin_result(job, queue, RD_KAFKA_EVENT_LISTCONSUMERGROUPS_RESULT,
 							 timeout_ms, "list groups");
@@ -389,7 +390,7 @@ lag_read_group(LagJob *job, const char *group)
 	if (timeout_ms == 0)
 		return;
 	queue = rd_kafka_queue_new(job->rk);
-	options = lag_admin_options(job, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, timeout_ms);
+	options = lag_admin_options(job, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
 	request = rd_kafka_ListConsumerGroupOffsets_new(group, NULL);
 	rd_kafka_ListConsumerGroupOffsets(job->rk, &request, 1, options, queue);
 	rd_kafka_ListConsumerGroupOffsets_destroy(request);

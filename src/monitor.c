@@ -484,6 +484,13 @@ monitor_stop(void)
 	client = NULL;
 }
 
+/* monitor_on_exit - any exit (an ERROR included) stops the refresh thread first */
+static void
+monitor_on_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
+{
+	monitor_stop();
+}
+
 /*
  * streamkafka_monitor_main - the monitor worker's loop: one wait for
  * everything (latch, postmaster death, a finished refresh, HTTP), never a
@@ -504,6 +511,7 @@ streamkafka_monitor_main(Datum main_arg pg_attribute_unused())
 										 ALLOCSET_DEFAULT_SIZES);
 	for (int i = 0; i < HTTP_MAX_CLIENTS; i++)
 		clients[i].sock = PGINVALID_SOCKET;
+	before_shmem_exit(monitor_on_exit, 0);
 	monitor_listen();
 
 	while (!ShutdownRequestPending && !postmaster_died)
@@ -526,6 +534,5 @@ streamkafka_monitor_main(Datum main_arg pg_attribute_unused())
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(loop_context);
 	}
-	monitor_stop();
 	proc_exit(postmaster_died ? 1 : 0);
 }
