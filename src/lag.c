@@ -481,6 +481,7 @@ lag_free_job(void)
 	lag_free_names(job.ours, job.nours);
 	for (int g = 0; g < job.ngroups; g++)
 		free(job.groups[g]);
+	free(job.groups);
 	free(job.groups_setting);
 	free(job.snap);
 	memset(&job, 0, sizeof(job));
