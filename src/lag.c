@@ -9,13 +9,14 @@
  * the sending worker), on a thread of its own so that the worker keeps
  * serving HTTP meanwhile: cluster metadata for the partitions, leaders and
  * in-sync replicas of our topics (those in kafka_topic_stats); the groups of
- * streamkafka.lag_groups ('*': every group, keeping only its offsets on our
- * topics; a list: those groups, all their topics); each group's committed
- * offsets (admin API); each partition's high watermark.  lag = high
- * watermark - committed offset.  Each admin request has a queue of its own
- * and an id, and only an answer naming the group asked is taken: a late
- * answer is never taken for another request's (another group's).  Every call is bounded, and so is the
- * whole refresh.  The new snapshot replaces the old one under an LWLock.
+ * streamkafka.lag_groups that the cluster lists ('*': every group, keeping
+ * only its offsets on our topics; a list: those groups, all their topics);
+ * each group's committed offsets (admin API); each partition's high
+ * watermark.  lag = high watermark - committed offset.  Each admin request
+ * has a queue of its own and an id, and only an answer naming the group
+ * asked is taken: a late answer is never taken for another request's
+ * (another group's).  Every call is bounded, and so is the whole refresh.
+ * The new snapshot replaces the old one under an LWLock.
  */
 #include "postgres.h"
 
@@ -114,6 +115,7 @@ lag_our_topics(char ***names)
 	return kept;
 }
 
+/* lag_free_names - free what lag_our_topics made */
 static void
 lag_free_names(char **names, int n)
 {
@@ -568,6 +570,7 @@ lag_refresh_fd(void)
 	return job.running ? lag_done_pipe[0] : PGINVALID_SOCKET;
 }
 
+/* lag_refresh_running - does a refresh run now? */
 bool
 lag_refresh_running(void)
 {

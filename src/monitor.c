@@ -373,6 +373,7 @@ monitor_expire_clients(void)
 	return wait_ms;
 }
 
+/* monitor_close_clients - end every open connection */
 static void
 monitor_close_clients(void)
 {

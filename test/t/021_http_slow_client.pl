@@ -1,7 +1,8 @@
 # A slow HTTP client (one byte of request a second, never finishing) does not
 # hold the monitor worker: /metrics still answers other clients, the lag and
 # topic refresh goes on, the server closes the slow connection, and a fast
-# shutdown with a slow client connected succeeds and closes it.  A request
+# shutdown with a slow client connected succeeds and closes it, and so does
+# the postmaster's death.  A request
 # head larger than the server takes is refused.
 use strict;
 use warnings;
@@ -97,4 +98,28 @@ for my $pid (@slow)
 }
 is($closed, 3, 'the slow connections were closed');
 unlike(slurp_file($node->logfile), qr/terminated by signal/, 'no process was terminated by a signal');
+
+# --- the postmaster dies while a slow client is connected: the monitor ends
+$node->start;
+my @serving;
+for (1 .. 600)
+{
+	@serving = slurp_file($node->logfile) =~ /\[(\d+)\] LOG:  streamkafka serves \/metrics/g;
+	last if @serving == 2;
+	sleep 0.1;
+}
+my $monitor_pid = $serving[-1];
+ok(defined $monitor_pid && kill(0, $monitor_pid), 'the monitor serves again after a restart');
+$slow = slow_client();
+sleep 1.5;
+$node->kill9;
+my $gone = 0;
+for (1 .. 600)
+{
+	if (!kill(0, $monitor_pid)) { $gone = 1; last; }
+	sleep 0.1;
+}
+ok($gone, 'the monitor ends when the postmaster dies');
+waitpid($slow, 0);
+is($? >> 8, 0, 'and the slow connection is closed');
 done_testing();
