@@ -41,7 +41,8 @@ PG_CFLAGS = -Wextra
 SHLIB_LINK = -lrdkafka -lpthread
 
 # pg_regress: a temporary instance with the preload and the mock cluster
-REGRESS = setup publish transactions errors settings triggers stats observability upgrade security streaming deadletters queue_share queue accounting
+REGRESS = setup publish transactions errors settings triggers stats observability upgrade \
+	security streaming deadletters queue_share queue accounting monitor_settings
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check_regress
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)

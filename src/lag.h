@@ -42,6 +42,7 @@ typedef struct SkLagSnapshot
 	char		last_error[256];
 	int64		max_group_lag;	/* largest lag of a group on a topic */
 	int			under_replicated;	/* partitions with fewer in-sync replicas */
+	int			stale_answers;	/* answers discarded as not the request's */
 	int			nlag;
 	int			npartitions;
 	SkLagRow	lag[SK_MAX_LAG_ROWS];
@@ -51,8 +52,12 @@ typedef struct SkLagSnapshot
 extern Size lag_shmem_size(void);
 extern void lag_shmem_init(void);
 
-/* the monitor worker */
-extern void lag_refresh(rd_kafka_t *rk, int timeout_ms);
+/* the monitor worker: a refresh runs on a thread of its own */
+extern bool lag_refresh_start(rd_kafka_t *rk, int timeout_ms, int budget_ms);
+extern pgsocket lag_refresh_fd(void);
+extern bool lag_refresh_running(void);
+extern bool lag_refresh_finish(char *error, size_t errlen);
+extern void lag_refresh_cancel(void);
 
 /* readers */
 extern SkLagSnapshot *lag_snapshot(void);

@@ -10,6 +10,7 @@
  */
 #include "postgres.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
 
 #include <librdkafka/rdkafka.h>
@@ -344,6 +345,52 @@ check_rdkafka_options(char **newval, void **extra, GucSource source pg_attribute
 	return false;
 }
 
+/*
+ * settings_client_id_problem - why a client id cannot be used, or NULL:
+ * librdkafka writes it unescaped into its statistics JSON, so quotes,
+ * backslashes and control characters would make every report unreadable
+ */
+static const char *
+settings_client_id_problem(const char *client_id)
+{
+	for (const unsigned char *c = (const unsigned char *) client_id; *c; c++)
+		if (*c == '"' || *c == '\\' || *c < 0x20 || *c == 0x7f)
+			return "A client id cannot contain double quotes, backslashes or control characters.";
+	return NULL;
+}
+
+/* check_client_id - the client id librdkafka can report */
+static bool
+check_client_id(char **newval, void **extra pg_attribute_unused(),
+				GucSource source pg_attribute_unused())
+{
+	const char *problem = settings_client_id_problem(*newval);
+
+	if (problem != NULL)
+	{
+		GUC_check_errdetail("%s", problem);
+		GUC_check_errhint("Use letters, digits and punctuation such as \".\", \"_\" and \"-\".");
+		return false;
+	}
+	return true;
+}
+
+/* check_http_listen_address - an IPv4 address the endpoint can bind to */
+static bool
+check_http_listen_address(char **newval, void **extra pg_attribute_unused(),
+						  GucSource source pg_attribute_unused())
+{
+	struct in_addr addr;
+
+	if (inet_pton(AF_INET, *newval, &addr) != 1)
+	{
+		GUC_check_errdetail("\"%s\" is not an IPv4 address in dotted-decimal form.", *newval);
+		GUC_check_errhint("Use an address such as 127.0.0.1, or 0.0.0.0 for every interface.");
+		return false;
+	}
+	return true;
+}
+
 static bool
 check_topic_prefix(char **newval, void **extra pg_attribute_unused(),
 				   GucSource source pg_attribute_unused())
@@ -481,7 +528,7 @@ settings_define(void)
 							   "Client id the producer reports to Kafka.",
 							   NULL,
 							   &sk_client_id, "streamkafka",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+							   PGC_SIGHUP, 0, check_client_id, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.message_timeout_ms",
 							"How long the producer retries one event before it becomes a dead letter (0 = forever).",
@@ -683,7 +730,7 @@ settings_define(void)
 							   "IPv4 address the /metrics and /health endpoint binds to.",
 							   NULL,
 							   &sk_http_listen_address, "127.0.0.1",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+							   PGC_SIGHUP, 0, check_http_listen_address, NULL, NULL);
 
 	DefineCustomStringVariable("streamkafka.traceparent",
 							   "W3C trace context added as a traceparent header to the events this session publishes.",

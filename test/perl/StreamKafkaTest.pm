@@ -12,6 +12,7 @@ use warnings;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use File::Temp qw(tempdir);
+use IO::Socket::INET;
 use IPC::Run qw(run timeout);
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
@@ -21,7 +22,7 @@ use Test::More;
 use Exporter 'import';
 our @EXPORT = qw(kafka_bootstrap kafka3_sasl_broker kafka_ctl kafka_ctl_input unique_topic create_topic
   start_pg_node consume_topic poll_until wait_for_finished stats_row identity_gap
-  identity_holds);
+  identity_holds http_get free_tcp_port);
 
 my $test_dir = dirname(abs_path(__FILE__)) . '/..';
 my $kafka_ctl = "$test_dir/kafka/kafka-ctl";
@@ -218,6 +219,39 @@ sub identity_holds
 	my ($node, $when) = @_;
 	is(identity_gap($node), 0,
 		"accounting: queued = delivered + dropped + dead_lettered + queue_events ($when)");
+}
+
+# http_get(HOST, PORT, PATH) - GET http://HOST:PORT/PATH with a plain socket:
+# (status, body), or () if nothing listens or no answer came within 30 s
+sub http_get
+{
+	my ($host, $port, $path) = @_;
+	my $sock = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port,
+		Proto => 'tcp', Timeout => 10) or return ();
+	local $SIG{ALRM} = sub { die "http_get timeout\n" };
+	my $answer = '';
+	eval {
+		alarm 30;
+		print $sock "GET $path HTTP/1.0\r\nHost: $host\r\n\r\n";
+		while (defined(my $line = <$sock>)) { $answer .= $line; }
+		alarm 0;
+	};
+	alarm 0;
+	close $sock;
+	return () if $@ || $answer !~ m{^HTTP/1\.[01] (\d+)};
+	my $status = $1;
+	my ($body) = $answer =~ /\r\n\r\n(.*)\z/s;
+	return ($status, $body // '');
+}
+
+# free_tcp_port() - a TCP port of 127.0.0.1 that nothing listens on now
+sub free_tcp_port
+{
+	my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+		Proto => 'tcp', Listen => 1) or die "no free port: $!";
+	my $port = $sock->sockport;
+	close $sock;
+	return $port;
 }
 
 1;
