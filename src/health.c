@@ -15,9 +15,12 @@
 
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
+
+#include <librdkafka/rdkafka.h>
 
 #include "breaker.h"
 #include "health.h"
@@ -127,6 +130,17 @@ health_staging(StringInfo json)
 }
 
 /*
+ * health_versions - the running server's version and that of the librdkafka
+ * this module loaded (which may not be the one it was built against)
+ */
+static void
+health_versions(StringInfo json)
+{
+	json_string(json, "postgresql_version", GetConfigOption("server_version", false, false));
+	json_string(json, "librdkafka_version", rd_kafka_version_str());
+}
+
+/*
  * health_report - the report as JSON text into json; returns the verdict
  */
 SkHealthStatus
@@ -172,6 +186,7 @@ health_report(StringInfo json)
 					 snap.brokers_total, snap.brokers_up, snap.brokers_down);
 	appendStringInfo(json, "\"queue_fill\": %.4f, ", fill);
 	health_staging(json);
+	health_versions(json);
 	json_string(json, "last_error", snap.last_error);
 	escape_json(json, "version");
 	appendStringInfoString(json, ": ");
