@@ -43,7 +43,8 @@ SHLIB_LINK = -lrdkafka -lpthread
 # (scripts/install-deps --librdkafka source prints it) and load that one at
 # run time through a run path, not the system's
 ifdef RDKAFKA_PREFIX
-PG_CPPFLAGS := -I$(RDKAFKA_PREFIX)/include $(PG_CPPFLAGS)
+# a system header: its own -Wextra findings are not ours
+PG_CPPFLAGS := -isystem $(RDKAFKA_PREFIX)/include $(PG_CPPFLAGS)
 SHLIB_LINK = -L$(RDKAFKA_PREFIX)/lib -Wl,-rpath,$(RDKAFKA_PREFIX)/lib -lrdkafka -lpthread
 endif
 
