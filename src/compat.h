@@ -2,7 +2,7 @@
  * compat.h
  *		Every PG_VERSION_NUM shim streamkafka needs, in one place.
  *
- * The extension is built and tested on PostgreSQL 15, 17 and 18; these
+ * The extension is built and tested on PostgreSQL 15 and 18; these
  * shims keep it compiling on 13 to 18 where the API moved.
  */
 #ifndef STREAMKAFKA_COMPAT_H
