@@ -40,6 +40,15 @@ PG_CPPFLAGS = -I$(srcdir)/src -isystem $(shell $(PG_CONFIG) --includedir-server)
 PG_CFLAGS = -Wextra
 SHLIB_LINK = -lrdkafka -lpthread
 
+# RDKAFKA_PREFIX=DIR: build against the librdkafka installed under DIR
+# (scripts/install-deps --librdkafka source prints it) and load that one at
+# run time through a run path, not the system's
+ifdef RDKAFKA_PREFIX
+# a system header: its own -Wextra findings are not ours
+PG_CPPFLAGS := -isystem $(RDKAFKA_PREFIX)/include $(PG_CPPFLAGS)
+SHLIB_LINK = -L$(RDKAFKA_PREFIX)/lib -Wl,-rpath,$(RDKAFKA_PREFIX)/lib -lrdkafka -lpthread
+endif
+
 # pg_regress: a temporary instance with the preload and the mock cluster
 REGRESS = setup publish transactions errors settings triggers stats observability upgrade \
 	security streaming deadletters queue_share queue accounting monitor_settings

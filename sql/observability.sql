@@ -50,6 +50,12 @@ SELECT count(*) FILTER (WHERE line LIKE '# HELP %') = count(*) FILTER (WHERE lin
        bool_or(line = 'streamkafka_delivery_latency_seconds_bucket{le="+Inf"} 0') AS histogram_after_reset,
        bool_or(line = 'streamkafka_brokers{state="total"} 3') AS brokers
   FROM regexp_split_to_table(kafka_metrics_prometheus(), E'\n') AS line;
+-- the info series names the versions kafka_health() reports
+SELECT coalesce(bool_or(line LIKE 'streamkafka_info{%,postgresql_version="'
+                        || current_setting('server_version') || '",librdkafka_version="'
+                        || (kafka_health()->>'librdkafka_version') || '"} 1'), false)
+         AS info_versions
+  FROM regexp_split_to_table(kafka_metrics_prometheus(), E'\n') AS line;
 
 -- traceparent: checked when set; added to events that have none
 SELECT try($$SET streamkafka.traceparent = 'nonsense'$$);

@@ -88,9 +88,16 @@ SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
-SET force_parallel_mode = on;
+-- PostgreSQL 16 renamed force_parallel_mode to debug_parallel_query
+DO $$BEGIN
+    PERFORM pg_catalog.set_config(name, 'on', false) FROM pg_catalog.pg_settings
+     WHERE name IN ('force_parallel_mode', 'debug_parallel_query');
+END$$;
 SELECT sec_try('SELECT count(lying_publish(i)) FROM many');
-RESET force_parallel_mode;
+DO $$BEGIN
+    PERFORM pg_catalog.set_config(name, 'off', false) FROM pg_catalog.pg_settings
+     WHERE name IN ('force_parallel_mode', 'debug_parallel_query');
+END$$;
 RESET max_parallel_workers_per_gather;
 RESET min_parallel_table_scan_size;
 RESET parallel_tuple_cost;

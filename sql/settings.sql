@@ -4,15 +4,23 @@ ALTER SYSTEM SET streamkafka.rdkafka_options = 'socket.keepalive.enable=maybe';
 ALTER SYSTEM SET streamkafka.rdkafka_options = 'linger.ms=5';
 ALTER SYSTEM SET streamkafka.rdkafka_options = 'just-a-word';
 ALTER SYSTEM SET streamkafka.acks = '2';
+\set VERBOSITY sqlstate
 ALTER SYSTEM SET streamkafka.linger_ms = -1;
+\set VERBOSITY default
 ALTER SYSTEM SET streamkafka.compression = 'brotli';
 ALTER SYSTEM SET streamkafka.overflow = 'sometimes';
 ALTER SYSTEM SET streamkafka.default_headers = '{bad json';
 ALTER SYSTEM SET streamkafka.default_headers = '{"n": 1}';
 ALTER SYSTEM SET streamkafka.default_headers = '["env", "prod"]';
 ALTER SYSTEM SET streamkafka.topic_prefix = 'bad prefix/';
+\set VERBOSITY sqlstate
 ALTER SYSTEM SET streamkafka.queue_size = '1kB';
+\set VERBOSITY default
 SELECT try($$SET streamkafka.linger_ms = 10$$);
+-- the bounds behind the two SQLSTATE-only errors above (PostgreSQL 18 words
+-- its out-of-range message differently)
+SELECT name, min_val, max_val, unit FROM pg_settings
+ WHERE name IN ('streamkafka.linger_ms', 'streamkafka.queue_size') ORDER BY name;
 
 -- good values are accepted (and removed again)
 ALTER SYSTEM SET streamkafka.rdkafka_options = 'socket.keepalive.enable=true; debug=broker,topic';

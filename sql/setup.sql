@@ -19,6 +19,7 @@ SELECT pg_describe_object(classid, objid, 0) AS object
   FROM pg_depend
  WHERE refobjid = (SELECT oid FROM pg_extension WHERE extname = 'streamkafka')
    AND deptype = 'e'
+   AND classid <> 'pg_type'::regclass  -- PostgreSQL 18 lists the views' row types too
  ORDER BY 1;
 
 -- wait_finished(n): wait (up to 30 s) until n events are delivered or failed;

@@ -9,6 +9,10 @@ SELECT queued >= delivered + dropped + dead_lettered AS consistent,
   FROM kafka_stats;
 
 SELECT jsonb_object_keys(kafka_health()) AS health_keys ORDER BY 1;
+-- the versions running: this server's and the librdkafka the module loaded
+SELECT kafka_health()->>'postgresql_version' = current_setting('server_version')
+         AS postgresql_version,
+       kafka_health()->>'librdkafka_version' ~ '^[0-9]+\.[0-9]+\.[0-9]+' AS librdkafka_version;
 
 -- the circuit breaker: closed while the mock cluster answers
 SELECT attname, format_type(atttypid, atttypmod)

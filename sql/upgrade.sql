@@ -11,7 +11,9 @@ SELECT queued >= delivered AS old_view_works FROM kafka_stats;
 -- 0.1.0 -> 0.2.0 replaces kafka_stats: a view of the user's that depends on
 -- it must be dropped first (the README says so)
 CREATE VIEW my_old_stats AS SELECT queued FROM kafka_stats;
+\set SHOW_CONTEXT never
 ALTER EXTENSION streamkafka UPDATE TO '0.2.0';
+\set SHOW_CONTEXT errors
 DROP VIEW my_old_stats;
 ALTER EXTENSION streamkafka UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'streamkafka';

@@ -2,8 +2,8 @@
  * compat.h
  *		Every PG_VERSION_NUM shim streamkafka needs, in one place.
  *
- * The extension is built and tested on PostgreSQL 15; these shims keep it
- * compiling on 13 to 17 where the API moved.
+ * The extension is built and tested on PostgreSQL 15 and 18; these
+ * shims keep it compiling on 13 to 18 where the API moved.
  */
 #ifndef STREAMKAFKA_COMPAT_H
 #define STREAMKAFKA_COMPAT_H
@@ -20,12 +20,17 @@
 #define SK_CreateWaitEventSet(nevents) CreateWaitEventSet(CurrentMemoryContext, (nevents))
 #endif
 
-/* memory for a GUC check hook's new value and extra (PostgreSQL 16: guc_malloc) */
+/*
+ * memory for a GUC check hook's new value and extra (PostgreSQL 16:
+ * guc_malloc; PostgreSQL frees both with guc_free, which refuses malloc's)
+ */
 #if PG_VERSION_NUM >= 160000
 #include "utils/guc.h"
+#define SK_guc_malloc(size) guc_malloc(LOG, (size))
 #define SK_guc_strdup(s) guc_strdup(LOG, (s))
 #define SK_guc_free(p) guc_free(p)
 #else
+#define SK_guc_malloc(size) malloc(size)
 #define SK_guc_strdup(s) strdup(s)
 #define SK_guc_free(p) free(p)
 #endif

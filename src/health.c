@@ -20,9 +20,12 @@
 
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
+
+#include <librdkafka/rdkafka.h>
 
 #include "breaker.h"
 #include "deadletter.h"
@@ -230,6 +233,17 @@ health_queue_databases(StringInfo json, HealthChecks *checks)
 }
 
 /*
+ * health_versions - the running server's version and that of the librdkafka
+ * this module loaded (which may not be the one it was built against)
+ */
+static void
+health_versions(StringInfo json)
+{
+	json_string(json, "postgresql_version", GetConfigOption("server_version", false, false));
+	json_string(json, "librdkafka_version", rd_kafka_version_str());
+}
+
+/*
  * health_report - the report as JSON text into json; returns the verdict
  */
 SkHealthStatus
@@ -288,6 +302,7 @@ health_report(StringInfo json)
 	appendStringInfoString(json, queue_databases.data);
 	health_staging(json);
 	appendStringInfo(json, "\"spill_damaged_files\": %d, ", spill_damaged_files());
+	health_versions(json);
 	json_string(json, "last_error", snap.last_error);
 	escape_json(json, "version");
 	appendStringInfoString(json, ": ");

@@ -66,6 +66,15 @@ static char config_fingerprint[16384];	/* settings the producer was built from *
 static char failed_fingerprint[16384];	/* settings last rejected by librdkafka */
 static bool fatal_error = false;
 
+/*
+ * The last error that said why brokers cannot be used (authentication, TLS,
+ * name resolution), until an event is delivered or the producer restarts.
+ * librdkafka 2.x suppresses repeats of that error but reports "all brokers
+ * down" on every retry: the consequence must not hide the cause in
+ * kafka_health()'s last_error.
+ */
+static int	broker_failure_cause = RD_KAFKA_RESP_ERR_NO_ERROR;
+
 /* log lines and statistics recorded by callbacks, handled after polling */
 static char log_lines[PRODUCER_LOG_LINES][PRODUCER_LOG_LEN];
 static int	log_count = 0;
@@ -103,10 +112,15 @@ on_error(rd_kafka_t *handle pg_attribute_unused(), int err, const char *reason,
 	char		text[PRODUCER_LOG_LEN];
 
 	snprintf(text, sizeof(text), "%s: %s", rd_kafka_err2name(err), reason);
-	metrics_note_error(text);
+	if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+		broker_failure_cause == RD_KAFKA_RESP_ERR_NO_ERROR)
+		metrics_note_error(text);
 	brokers_note_error(reason);
 	if (err == RD_KAFKA_RESP_ERR__FATAL)
 		fatal_error = true;
+	if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__RESOLVE ||
+		err == RD_KAFKA_RESP_ERR__SSL)
+		broker_failure_cause = err;
 	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
 		err == RD_KAFKA_RESP_ERR__RESOLVE || err == RD_KAFKA_RESP_ERR__SSL)
 		breaker_failure(text);
@@ -128,6 +142,8 @@ on_delivery(rd_kafka_t *handle pg_attribute_unused(), const rd_kafka_message_t *
 {
 	TopicEntry *topic = rd_kafka_topic_opaque(msg->rkt);
 
+	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		broker_failure_cause = RD_KAFKA_RESP_ERR_NO_ERROR;
 	sender_on_delivery((uint64) (uintptr_t) msg->_private, msg->err, msg->len,
 					   topic->stats_slot);
 }
@@ -396,6 +412,7 @@ producer_start(int wake_fd, int old_flush_timeout_ms)
 	strlcpy(config_fingerprint, fingerprint, sizeof(config_fingerprint));
 	failed_fingerprint[0] = '\0';
 	fatal_error = false;
+	broker_failure_cause = RD_KAFKA_RESP_ERR_NO_ERROR;
 
 	rd_kafka_set_log_queue(rk, NULL);
 	mainq = rd_kafka_queue_get_main(rk);

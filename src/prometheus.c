@@ -13,6 +13,9 @@
 
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include <librdkafka/rdkafka.h>
 
 #include "breaker.h"
 #include "brokers.h"
@@ -84,7 +87,7 @@ prometheus_info(StringInfo out, const SkStatsSnapshot *snap)
 
 	initStringInfo(&health);
 	status = health_report(&health);
-	family(out, "streamkafka_info", "gauge", "streamkafka version, mode, client id and bootstrap servers.");
+	family(out, "streamkafka_info", "gauge", "streamkafka version, mode, client id, bootstrap servers, PostgreSQL and librdkafka versions.");
 	appendStringInfoString(out, "streamkafka_info{version=");
 	label_value(out, STREAMKAFKA_VERSION);
 	appendStringInfoString(out, ",mode=");
@@ -93,6 +96,10 @@ prometheus_info(StringInfo out, const SkStatsSnapshot *snap)
 	label_value(out, sk_client_id);
 	appendStringInfoString(out, ",bootstrap=");
 	label_value(out, snap->bootstrap);
+	appendStringInfoString(out, ",postgresql_version=");
+	label_value(out, GetConfigOption("server_version", false, false));
+	appendStringInfoString(out, ",librdkafka_version=");
+	label_value(out, rd_kafka_version_str());
 	appendStringInfoString(out, "} 1\n");
 	gauge(out, "streamkafka_worker_up", "1 if the sending worker runs.", snap->worker_running);
 	gauge(out, "streamkafka_health_status", "kafka_health(): 0 healthy, 1 degraded, 2 unhealthy.", status);

@@ -423,7 +423,7 @@ pack_default_headers(const char *json)
 
 	initStringInfo(&buf);
 	event_pack_headers(headers, &buf, &count);
-	packed = malloc(offsetof(SkPackedHeaders, data) + buf.len);
+	packed = SK_guc_malloc(offsetof(SkPackedHeaders, data) + buf.len);
 	if (packed == NULL)
 		return NULL;
 	packed->len = buf.len;
