@@ -1,6 +1,8 @@
 -- deadletters: who may read, write and retry kafka_dead_letters, and where
--- they are (the regression database is not streamkafka.database)
-CREATE EXTENSION IF NOT EXISTS streamkafka;
+-- they are (checked from a database other than streamkafka.database)
+\set ECHO none
+\i test/regress-helpers.sql
+\set ECHO all
 CREATE OR REPLACE FUNCTION dl_try(sql text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE

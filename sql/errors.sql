@@ -1,4 +1,7 @@
 -- errors: bad input fails with a clear message and SQLSTATE, queues nothing
+\set ECHO none
+\i test/regress-helpers.sql
+\set ECHO all
 SELECT queued AS q0, rejected AS r0 FROM kafka_stats \gset
 
 -- topics

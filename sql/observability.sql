@@ -1,5 +1,8 @@
 -- observability: per-topic counters and latency, brokers, reset, the
 -- Prometheus text, traceparent headers, and the monitor views' shapes
+\set ECHO none
+\i test/regress-helpers.sql
+\set ECHO all
 
 CREATE FUNCTION wait_for(query text) RETURNS boolean
 LANGUAGE plpgsql AS $$

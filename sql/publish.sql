@@ -1,4 +1,7 @@
 -- publish: every value type, keys, headers, partitions, and the ids returned
+\set ECHO none
+\i test/regress-helpers.sql
+\set ECHO all
 SELECT queued AS q0, delivered + failed AS f0 FROM kafka_stats \gset
 
 -- ids increase

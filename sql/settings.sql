@@ -1,4 +1,7 @@
 -- settings: bad values are rejected when set, with the reason; good ones kept
+\set ECHO none
+\i test/regress-helpers.sql
+\set ECHO all
 ALTER SYSTEM SET streamkafka.rdkafka_options = 'no.such.property=1';
 ALTER SYSTEM SET streamkafka.rdkafka_options = 'socket.keepalive.enable=maybe';
 ALTER SYSTEM SET streamkafka.rdkafka_options = 'linger.ms=5';

@@ -1,4 +1,7 @@
 -- stats: the shape of kafka_stats and kafka_health()
+\set ECHO none
+\i test/regress-helpers.sql
+\set ECHO all
 SELECT attname, format_type(atttypid, atttypmod)
   FROM pg_attribute WHERE attrelid = 'kafka_stats'::regclass AND attnum > 0
  ORDER BY attnum;

@@ -1,4 +1,7 @@
 -- transactions: committed events are queued at COMMIT, rolled-back ones never
+\set ECHO none
+\i test/regress-helpers.sql
+\set ECHO all
 SELECT queued AS q0 FROM kafka_stats \gset
 
 BEGIN;

@@ -1,5 +1,8 @@
 -- triggers: table changes as events; kafka_pending_events() shows what the
 -- transaction will publish (ts_ms and transaction ids vary, so are removed)
+\set ECHO none
+\i test/regress-helpers.sql
+\set ECHO all
 CREATE FUNCTION pending() RETURNS TABLE (topic text, key jsonb, value jsonb)
 LANGUAGE sql AS $$
     SELECT topic, key::jsonb,
