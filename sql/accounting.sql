@@ -3,9 +3,9 @@
 -- rows of kafka_dead_letters; the events missing under a drop policy), the
 -- breaker's transitions, and the identity's checks failing when a counter
 -- is frozen (kafka_test_freeze_counter, tests only)
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS streamkafka;
-RESET client_min_messages;
+\set ECHO none
+\i test/regress-helpers.sql
+\set ECHO all
 
 -- acct_wait(condition): wait (up to 20 s) until the condition holds; gives
 -- up at once, with a WARNING, when the worker is gone for 2 s or no counter

@@ -3,19 +3,6 @@
 \set ECHO none
 \i test/regress-helpers.sql
 \set ECHO all
-CREATE OR REPLACE FUNCTION dl_try(sql text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    state text; msg text; hint text;
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN others THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-    RETURN state || ': ' || msg || CASE WHEN hint <> '' THEN E'\n  HINT: ' || hint ELSE '' END;
-END
-$$;
-
 -- rows record where the event came from
 SELECT attname, format_type(atttypid, atttypmod)
   FROM pg_attribute WHERE attrelid = 'kafka_dead_letters'::regclass AND attname IN ('database', 'role')
@@ -32,18 +19,18 @@ SELECT table_name, grantee, privilege_type FROM information_schema.role_table_gr
 -- publishers read (their rows) but neither write nor lock the table
 CREATE ROLE dl_publisher IN ROLE streamkafka_publisher;
 SET ROLE dl_publisher;
-SELECT dl_try($$SELECT count(*) FROM kafka_dead_letters$$);
-SELECT dl_try($$UPDATE kafka_dead_letters SET value = 'forged'$$);
-SELECT dl_try($$DELETE FROM kafka_dead_letters$$);
-SELECT dl_try($$INSERT INTO kafka_dead_letters (id, topic, error_code, error_name, error, attempts,
+SELECT try($$SELECT count(*) FROM kafka_dead_letters$$);
+SELECT try($$UPDATE kafka_dead_letters SET value = 'forged'$$);
+SELECT try($$DELETE FROM kafka_dead_letters$$);
+SELECT try($$INSERT INTO kafka_dead_letters (id, topic, error_code, error_name, error, attempts,
                  first_failed_at, last_failed_at) VALUES (1, 't', 0, 'x', 'x', 1, now(), now())$$);
-SELECT dl_try($$LOCK TABLE kafka_dead_letters IN SHARE ROW EXCLUSIVE MODE$$);
-SELECT dl_try($$SELECT 1 FROM kafka_dead_letters FOR UPDATE$$);
-SELECT dl_try($$SELECT count(*) FROM kafka_dead_letter_rows$$);
+SELECT try($$LOCK TABLE kafka_dead_letters IN SHARE ROW EXCLUSIVE MODE$$);
+SELECT try($$SELECT 1 FROM kafka_dead_letters FOR UPDATE$$);
+SELECT try($$SELECT count(*) FROM kafka_dead_letter_rows$$);
 -- the requeue that took the event from its caller is gone
-SELECT dl_try($$SELECT kafka_requeue_dead_letter(1, 't', NULL, NULL, NULL, NULL, 0)$$);
+SELECT try($$SELECT kafka_requeue_dead_letter(1, 't', NULL, NULL, NULL, NULL, 0)$$);
 -- an unknown id is refused
-SELECT dl_try($$SELECT kafka_requeue_dead_letter(123456789)$$);
+SELECT try($$SELECT kafka_requeue_dead_letter(123456789)$$);
 RESET ROLE;
 -- retries are refused outside streamkafka.database, with a hint naming it
 SELECT current_database() AS dl_db \gset
@@ -60,4 +47,3 @@ RESET ROLE;
 \c :dl_db
 DROP DATABASE dl_elsewhere;
 DROP ROLE dl_publisher;
-DROP FUNCTION dl_try(text);

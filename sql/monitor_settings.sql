@@ -1,9 +1,9 @@
 -- monitor_settings: the monitor's settings and the client id are checked
 -- when set, with the reason; a client id with punctuation still gives
 -- readable librdkafka statistics (kafka_brokers fills)
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS streamkafka;
-RESET client_min_messages;
+\set ECHO none
+\i test/regress-helpers.sql
+\set ECHO all
 
 -- monitor_wait_for(query): poll a boolean query (up to 30 s)
 CREATE FUNCTION monitor_wait_for(query text) RETURNS boolean

@@ -1,8 +1,8 @@
 -- queue: the transaction buffer gives borrowed staging chunks back whatever
 -- happened to the events in them
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS streamkafka;
-RESET client_min_messages;
+\set ECHO none
+\i test/regress-helpers.sql
+\set ECHO all
 
 -- a savepoint rolled back every event of the transaction (more than the
 -- first 64kB chunk, so a 2MB chunk was borrowed from the pool)

@@ -1,8 +1,8 @@
 -- queue_share: one database cannot fill the queue that every database's
 -- events share (streamkafka.database_queue_share)
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS streamkafka;
-RESET client_min_messages;
+\set ECHO none
+\i test/regress-helpers.sql
+\set ECHO all
 SELECT current_database() AS regress_db \gset
 CREATE DATABASE sk_noisy;
 \c sk_noisy

@@ -1,21 +1,7 @@
 -- security: attacks a database user can try, each of which must fail
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS streamkafka;
-RESET client_min_messages;
-
-CREATE FUNCTION sec_try(sql text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    state text; msg text; hint text;
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN others THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-                            hint = PG_EXCEPTION_HINT;
-    RETURN state || ': ' || msg || CASE WHEN hint <> '' THEN E'\n  HINT: ' || hint ELSE '' END;
-END
-$$;
+\set ECHO none
+\i test/regress-helpers.sql
+\set ECHO all
 
 -- 1. search_path hijack: a role that may create objects in a schema on a
 -- superuser's search_path defines functions that match the extension's calls
@@ -64,7 +50,7 @@ GRANT DELETE ON payroll TO sk_deleter;
 SET ROLE sk_deleter;
 BEGIN;
 DELETE FROM payroll;
-SELECT sec_try('SELECT count(*) FROM kafka_pending_events()');
+SELECT try('SELECT count(*) FROM kafka_pending_events()');
 ROLLBACK;
 RESET ROLE;
 -- with SELECT, the same role sees them
@@ -93,7 +79,7 @@ DO $$BEGIN
     PERFORM pg_catalog.set_config(name, 'on', false) FROM pg_catalog.pg_settings
      WHERE name IN ('force_parallel_mode', 'debug_parallel_query');
 END$$;
-SELECT sec_try('SELECT count(lying_publish(i)) FROM many');
+SELECT try('SELECT count(lying_publish(i)) FROM many');
 DO $$BEGIN
     PERFORM pg_catalog.set_config(name, 'off', false) FROM pg_catalog.pg_settings
      WHERE name IN ('force_parallel_mode', 'debug_parallel_query');
@@ -119,8 +105,8 @@ SET streamkafka.allowed_topics = '';
 SELECT kafka_publish('evil.anywhere', 'x');
 SELECT kafka_publish('app.fine', 'x') > 0 AS app_topic_published;
 \c :regress_db sk_app
-SELECT sec_try($$SELECT kafka_publish('evil.anywhere', 'x')$$);
-SELECT sec_try($$SELECT kafka_stream_table('app_orders', topic => 'evil.orders')$$);
+SELECT try($$SELECT kafka_publish('evil.anywhere', 'x')$$);
+SELECT try($$SELECT kafka_stream_table('app_orders', topic => 'evil.orders')$$);
 SELECT kafka_stream_table('app_orders', topic => 'app.orders');
 \c - :superuser
 DROP DATABASE sk_other;

@@ -1,23 +1,9 @@
 -- streaming: a streamed table keeps streaming when its shape changes, every
 -- TRUNCATE of a partitioned table is published, and the cached trigger
 -- layouts do not grow with invalidations
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS streamkafka;
-RESET client_min_messages;
-
-CREATE FUNCTION stream_try(sql text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    state text; msg text; hint text;
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN others THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-                            hint = PG_EXCEPTION_HINT;
-    RETURN state || ': ' || msg || CASE WHEN hint <> '' THEN E'\n  HINT: ' || hint ELSE '' END;
-END
-$$;
+\set ECHO none
+\i test/regress-helpers.sql
+\set ECHO all
 
 -- the events the transaction will publish, as the consumer will see them
 CREATE FUNCTION stream_pending() RETURNS TABLE (topic text, key jsonb, value jsonb)
@@ -51,9 +37,9 @@ ROLLBACK;
 -- the key column dropped: the error says what to do
 ALTER TABLE shaped DROP CONSTRAINT shaped_pkey;
 ALTER TABLE shaped DROP COLUMN shaped_id;
-SELECT stream_try($$INSERT INTO shaped (extra) VALUES ('y')$$);
+SELECT try($$INSERT INTO shaped (extra) VALUES ('y')$$);
 SELECT kafka_stream_table('shaped');
-SELECT stream_try($$INSERT INTO shaped (extra) VALUES ('y')$$);
+SELECT try($$INSERT INTO shaped (extra) VALUES ('y')$$);
 
 -- a renamed column of a partitioned table: every partition follows
 CREATE TABLE parted (id integer, region text, v text, PRIMARY KEY (id, region))
