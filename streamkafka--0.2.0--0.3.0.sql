@@ -163,11 +163,7 @@ $$;
 REVOKE ALL ON FUNCTION kafka_topic_allowed(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kafka_topic_allowed(text) TO streamkafka_publisher;
 
-
-
 -- == table streaming ==
-
-
 
 -- kafka_partition_truncate_triggers: give each partition of a streamed
 -- partitioned table without one a TRUNCATE trigger of its own (PostgreSQL
@@ -321,7 +317,6 @@ $$;
 COMMENT ON FUNCTION kafka_retry_dead_letters(text, text, bigint, bigint, boolean) IS
     'queue the chosen dead letters (of the roles whose privileges the caller has) again; each row is removed once Kafka acknowledges it';
 
-
 -- == statistics and accounting ==
 
 -- kafka_test_freeze_counter: tests only; stops one counter of the accounting
@@ -351,16 +346,6 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION kafka_test_consume(text, integer) IS
     'TESTS ONLY: read every message of a topic from its beginning, exact bytes of key, value and headers';
 REVOKE ALL ON FUNCTION kafka_test_consume(text, integer) FROM PUBLIC;
-
-
-
--- == monitoring ==
-
-
-
--- == queue ==
-
-
 
 -- == privileges ==
 
