@@ -43,7 +43,7 @@
  * - unfinished counts the events of READY blocks that are not finished, from
  *   the queue's side: a session adds a block's event count just before it
  *   stores READY, the worker takes one as it marks an event finished
- *   (ring_event_finish), before it adds to delivered, dropped or
+ *   (event_ring_finish, through ring_count_finished), before it adds to delivered, dropped or
  *   dead_lettered.  It is never derived from those counters, so kafka_stats
  *   can check them against it (see metrics.c).
  * - drop_oldest: a session that finds no room adds the bytes it needs to
@@ -58,7 +58,6 @@
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
-#include "event.h"
 #include "ring.h"
 #include "settings.h"
 
@@ -144,10 +143,11 @@ ring_shmem_init(void *place)
  * synchronous replication): it becomes IN_DOUBT, and the worker asks the
  * commit log once recovery is over (sender.c).  Others are abandoned.
  * Counts again the events in READY blocks that are not finished, the queue's
- * content, and returns that number.
+ * content (count_unfinished says how many a block has), and returns that
+ * number.
  */
 uint64
-ring_recover(void)
+ring_recover(RingBlockCounter count_unfinished)
 {
 	uint64		unfinished = 0;
 
@@ -155,7 +155,6 @@ ring_recover(void)
 		 off += *ring_field(off, uint64, length))
 	{
 		uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
-		uint64		event_off = off + SK_BLOCK_HEADER_SIZE;
 
 		if (state == SK_BLOCK_WRITING)
 			pg_atomic_write_u32(ring_field(off, pg_atomic_uint32, state),
@@ -163,14 +162,7 @@ ring_recover(void)
 								SK_BLOCK_IN_DOUBT : SK_BLOCK_ABANDONED);
 		if (state != SK_BLOCK_READY)
 			continue;
-		for (uint32 i = 0; i < *ring_field(off, uint32, nevents); i++)
-		{
-			SkEventHeader header;
-
-			ring_read(event_off, &header, sizeof(header));
-			unfinished += !(header.flags & SK_EVENT_FINISHED);
-			event_off += header.length;
-		}
+		unfinished += count_unfinished(off, *ring_field(off, uint32, nevents));
 	}
 	pg_atomic_write_u64(&sk_ring->unfinished, unfinished);
 	return unfinished;
@@ -395,20 +387,13 @@ ring_unfinished_events(void)
 }
 
 /*
- * ring_event_finish - the worker marks the event at event_off finished with
- * flag (SK_EVENT_DELIVERED, _DROPPED or _DEAD_LETTERED); the first time, the
- * queue holds one unfinished event less.  The subtraction is a full barrier:
- * the caller counts the event in its counter after it.
+ * ring_count_finished - the worker finished n events of READY blocks: the
+ * queue counts them out of its unfinished events
  */
 void
-ring_event_finish(uint64 event_off, uint32 flag)
+ring_count_finished(uint64 n)
 {
-	uint32	   *flags = (uint32 *) ring_at(event_off + offsetof(SkEventHeader, flags));
-
-	Assert(flag & SK_EVENT_FINISHED);
-	if (!(*flags & SK_EVENT_FINISHED))
-		pg_atomic_fetch_sub_u64(&sk_ring->unfinished, 1);
-	*flags |= flag;
+	pg_atomic_fetch_sub_u64(&sk_ring->unfinished, n);
 }
 
 /*

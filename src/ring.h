@@ -102,7 +102,10 @@ extern SkRing *sk_ring;
 
 extern Size ring_shmem_size(void);
 extern bool ring_shmem_init(void *place);
-extern uint64 ring_recover(void);
+/* how many events of the block at block_off (of nevents) are unfinished */
+typedef uint64 (*RingBlockCounter) (uint64 block_off, uint32 nevents);
+
+extern uint64 ring_recover(RingBlockCounter count_unfinished);
 
 /* pointer to the byte at a monotonic offset */
 static inline char *
@@ -161,6 +164,6 @@ extern void ring_read(uint64 off, void *dst, uint64 len);
 extern void ring_consumer_may_sleep(bool sleeping);
 extern uint64 ring_take_eviction_request(void);
 extern uint32 ring_new_producer_generation(void);
-extern void ring_event_finish(uint64 event_off, uint32 flag);
+extern void ring_count_finished(uint64 n);
 
 #endif							/* STREAMKAFKA_RING_H */

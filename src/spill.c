@@ -101,25 +101,20 @@ spill_collect(uint64 block_off, StringInfo buf)
 	resetStringInfo(buf);
 	for (uint32 i = 0; i < nevents; i++)
 	{
-		SkEventHeader header;
+		uint32		length = event_ring_length(event_off);
 
-		ring_read(event_off, &header, sizeof(header));
-		if (!(header.flags & SK_EVENT_FINISHED))
+		if (!(event_ring_flags(event_off) & SK_EVENT_FINISHED))
 		{
 			/* a refused event not yet in the table is simply sent again */
 			int			at = buf->len;
-			SkEventHeader *copy;
 
-			enlargeStringInfo(buf, header.length);
-			ring_read(event_off, buf->data + at, header.length);
-			buf->len += header.length;
-			copy = (SkEventHeader *) (buf->data + at);
-			copy->flags &= ~SK_EVENT_WORKER_FLAGS;
-			copy->sent_generation = 0;
-			copy->block_delta = SK_BLOCK_HEADER_SIZE + at;
+			enlargeStringInfo(buf, length);
+			ring_read(event_off, buf->data + at, length);
+			buf->len += length;
+			event_reset_state(buf->data + at, SK_BLOCK_HEADER_SIZE + at);
 			kept++;
 		}
-		event_off += header.length;
+		event_off += length;
 	}
 	return kept;
 }
@@ -209,35 +204,10 @@ spill_write(void)
 		(void) unlink(SPILL_TMP);
 }
 
-/* are count packed headers exactly len bytes, each name NUL-terminated? */
-static bool
-spill_headers_valid(const char *p, uint64 len, int count)
-{
-	uint64		pos = 0;
-
-	for (int i = 0; i < count; i++)
-	{
-		SkPackedHeader ph;
-
-		if (len - pos < sizeof(ph))
-			return false;
-		memcpy(&ph, p + pos, sizeof(ph));
-		pos += sizeof(ph);
-		if (ph.value_len < -1 || len - pos < (uint64) ph.name_len + 1 ||
-			p[pos + ph.name_len] != '\0')
-			return false;
-		pos += (uint64) ph.name_len + 1;
-		if (len - pos < (uint64) Max(ph.value_len, 0))
-			return false;
-		pos += Max(ph.value_len, 0);
-	}
-	return pos == len;
-}
-
 /*
  * spill_events_valid - are events (bytes long) exactly nevents well-formed
  * events, each where its block_delta says (counted from the block header of
- * the server that wrote the file)?  Clears the worker's words and sets
+ * the server that wrote the file)?  Clears the worker's state and sets
  * block_delta for this server's block header.
  */
 static bool
@@ -248,29 +218,16 @@ spill_events_valid(char *events, uint64 bytes, uint32 nevents)
 
 	for (uint32 i = 0; i < nevents; i++)
 	{
-		SkEventHeader *h = (SkEventHeader *) (events + pos);
-		uint64		topic_end;
-		uint64		need;
+		uint32		length = event_check_packed(events + pos, bytes - pos);
 
-		if (bytes - pos < sizeof(SkEventHeader))
+		if (length == 0)
 			return false;
 		if (i == 0)
-			first_delta = h->block_delta;
-		if (h->length % 8 != 0 || h->length < sizeof(SkEventHeader) || h->length > bytes - pos ||
-			h->block_delta != first_delta + pos || h->topic_len == 0 ||
-			h->topic_len > SK_TOPIC_MAX_LEN || h->key_len < -1 || h->value_len < -1 ||
-			h->partition < -1)
+			first_delta = event_block_delta(events);
+		if (event_block_delta(events + pos) != first_delta + pos)
 			return false;
-		topic_end = sizeof(SkEventHeader) + h->topic_len;
-		need = topic_end + 1 + Max(h->key_len, 0) + Max(h->value_len, 0) + h->headers_len;
-		if (need > h->length || events[pos + topic_end] != '\0' ||
-			!spill_headers_valid(events + pos + need - h->headers_len, h->headers_len,
-								 h->nheaders))
-			return false;
-		h->flags &= ~SK_EVENT_WORKER_FLAGS;
-		h->sent_generation = 0;
-		h->block_delta = SK_BLOCK_HEADER_SIZE + pos;
-		pos += h->length;
+		event_reset_state(events + pos, SK_BLOCK_HEADER_SIZE + pos);
+		pos += length;
 	}
 	return pos == bytes;
 }
@@ -337,7 +294,7 @@ spill_read_blocks(FILE *file, uint64 file_size, bool checksums, SpillOutcome *ou
 
 		pos += block_size;
 		if (block.nevents == 0 || block.bytes > file_size - pos ||
-			block.bytes < block.nevents * sizeof(SkEventHeader))
+			block.bytes < block.nevents * event_min_size())
 		{
 			outcome->damage = "a block's length or event count is impossible";
 			return;

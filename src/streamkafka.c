@@ -158,7 +158,7 @@ streamkafka_shmem_startup(void)
 					   topicstats_shmem_size(), !recovered);
 	if (recovered)
 	{
-		uint64		kept = ring_recover();
+		uint64		kept = ring_recover(event_block_unfinished);
 
 		metrics_shmem_init(survivor_memory + ring_shmem_size(), true, kept);
 		ereport(LOG,
