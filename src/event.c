@@ -169,6 +169,8 @@ event_pack_to(EventSink *sink, const SkEvent *event, int64 event_id,
 	header.topic_len = (uint16) event->topic_len;
 	header.nheaders = event->nheaders;
 	header.sent_generation = 0;
+	header.refusal_error = 0;
+	header.unused = 0;
 
 	sink_put(sink, &header, sizeof(header));
 	sink_put(sink, event->topic, event->topic_len);
@@ -327,7 +329,51 @@ event_reset_state(char *packed, uint64 block_delta)
 
 	h->flags &= ~SK_EVENT_WORKER_FLAGS;
 	h->sent_generation = 0;
+	h->refusal_error = 0;
 	h->block_delta = block_delta;
+}
+
+StaticAssertDecl(offsetof(SkEventHeader, refusal_error) == SK_EVENT_HEADER_V1_SIZE,
+				 "0.2.0's event header is a prefix of this one");
+
+/*
+ * event_upgrade_v1 - nevents events with 0.2.0's header (bytes long) in this
+ * version's layout: a palloc'd copy, its size in *upgraded_bytes; NULL if
+ * the events do not fill bytes.  Each block_delta keeps its distance from
+ * the first event's.
+ */
+char *
+event_upgrade_v1(const char *events, uint64 bytes, uint32 nevents, uint64 *upgraded_bytes)
+{
+	uint64		growth = sizeof(SkEventHeader) - SK_EVENT_HEADER_V1_SIZE;
+	char	   *upgraded = palloc_extended(bytes + nevents * growth, MCXT_ALLOC_HUGE);
+	uint64		from = 0;
+	uint64		to = 0;
+
+	for (uint32 i = 0; i < nevents; i++)
+	{
+		SkEventHeader h = {0};
+
+		if (bytes - from < SK_EVENT_HEADER_V1_SIZE)
+			break;
+		memcpy(&h, events + from, SK_EVENT_HEADER_V1_SIZE);
+		if (h.length % 8 != 0 || h.length < SK_EVENT_HEADER_V1_SIZE || h.length > bytes - from)
+			break;
+		memcpy(upgraded + to + sizeof(h), events + from + SK_EVENT_HEADER_V1_SIZE,
+			   h.length - SK_EVENT_HEADER_V1_SIZE);
+		from += h.length;
+		h.length += growth;
+		h.block_delta += growth * i;
+		memcpy(upgraded + to, &h, sizeof(h));
+		to += h.length;
+	}
+	if (from != bytes || to != bytes + nevents * growth)
+	{
+		pfree(upgraded);
+		return NULL;
+	}
+	*upgraded_bytes = to;
+	return upgraded;
 }
 
 /*
@@ -362,7 +408,8 @@ event_ring_topic(uint64 off, char *topic)
 void
 event_ring_refuse(uint64 off, int error)
 {
-	*EVENT_RING_FIELD(off, uint32, sent_generation) = (uint32) error;
+	*EVENT_RING_FIELD(off, uint32, sent_generation) = 0;
+	*EVENT_RING_FIELD(off, int32, refusal_error) = error;
 	event_ring_add_flags(off, SK_EVENT_REFUSED);
 }
 
@@ -372,7 +419,7 @@ event_ring_refuse(uint64 off, int error)
 int
 event_ring_refusal_error(uint64 off)
 {
-	return (int32) *EVENT_RING_FIELD(off, uint32, sent_generation);
+	return *EVENT_RING_FIELD(off, int32, refusal_error);
 }
 
 /*

@@ -49,9 +49,16 @@ typedef struct SkEventHeader
 	uint32		headers_len;	/* bytes of packed headers */
 	uint16		topic_len;		/* without the NUL */
 	uint16		nheaders;
-	uint32		sent_generation;	/* producer holding it, 0: none; once
-									 * REFUSED: the error code (worker only) */
+	uint32		sent_generation;	/* producer holding it, 0: none */
+	int32		refusal_error;	/* once REFUSED: Kafka's error code */
+	uint32		unused;			/* 0: keeps the header 8-byte aligned */
 } SkEventHeader;
+
+/*
+ * Up to SKSPILL2 spill files (spill.c), events have 0.2.0's header: this one
+ * without refusal_error and unused; event_upgrade_v1() rewrites them.
+ */
+#define SK_EVENT_HEADER_V1_SIZE		48
 
 /*
  * Packed headers: for each header, uint32 name length, int32 value length
@@ -154,12 +161,14 @@ extern bool event_has_header(const char *packed, int count, const char *name);
 extern uint32 event_check_packed(const char *packed, uint64 avail);
 extern uint64 event_block_delta(const char *packed);
 extern void event_reset_state(char *packed, uint64 block_delta);
+extern char *event_upgrade_v1(const char *events, uint64 bytes, uint32 nevents,
+							  uint64 *upgraded_bytes);
 
-/* event_min_size - the fewest bytes a packed event takes */
+/* event_min_size - the fewest bytes a packed event takes (0.2.0's: v1) */
 static inline uint64
-event_min_size(void)
+event_min_size(bool v1)
 {
-	return sizeof(SkEventHeader);
+	return v1 ? SK_EVENT_HEADER_V1_SIZE : sizeof(SkEventHeader);
 }
 
 /*

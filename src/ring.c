@@ -29,8 +29,8 @@
  * - The consumer (the worker, alone) walks blocks from tail to head.  It
  *   stops at a WRITING block (blocks are sent in reservation order), skips
  *   ABANDONED ones and sends READY ones; it passes a WRITING block only while
- *   its commit waits for synchronous replication (see sender.c).  It owns the events' flag and
- *   sent_generation words.  When blocks at the tail are finished (all events
+ *   its commit waits for synchronous replication (see sender.c).  It owns
+ *   the events' state words (event.c).  When blocks at the tail are finished (all events
  *   delivered, dead-lettered or dropped), it moves tail forward under the lock;
  *   only then can producers reuse the space.
  * - Waking: the consumer sets consumer_sleeping before it sleeps and then
