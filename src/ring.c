@@ -54,6 +54,7 @@
 
 #include "access/transam.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
@@ -384,6 +385,67 @@ uint64
 ring_unfinished_events(void)
 {
 	return pg_atomic_read_u64(&sk_ring->unfinished);
+}
+
+/*
+ * ring_wait - call done(arg) until it says true or deadline passes, sleeping
+ * on space_cv in between (at most max_nap_ms at a time, if positive); false
+ * if the deadline passed first.  Ctrl-C ends the wait (the sleep checks for
+ * interrupts).
+ */
+bool
+ring_wait(RingWaitDone done, void *arg, TimestampTz deadline, long max_nap_ms)
+{
+	bool		finished = false;
+
+	ConditionVariablePrepareToSleep(&sk_ring->space_cv);
+	for (;;)
+	{
+		long		remaining;
+
+		if (done(arg))
+		{
+			finished = true;
+			break;
+		}
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+			break;
+		if (max_nap_ms > 0)
+			remaining = Min(remaining, max_nap_ms);
+		(void) ConditionVariableTimedSleep(&sk_ring->space_cv, remaining, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	return finished;
+}
+
+/*
+ * ring_instance_id - what tells this creation of shared memory from others
+ */
+uint64
+ring_instance_id(void)
+{
+	return sk_ring->instance_id;
+}
+
+/*
+ * ring_held_by - the pid of the commit waiting for synchronous replication
+ * that holds the queue, or 0
+ */
+int
+ring_held_by(void)
+{
+	return (int) pg_atomic_read_u32(&sk_ring->held_by_pid);
+}
+
+/*
+ * ring_set_held_by - the worker: the queue is held by the commit of pid (0:
+ * by none)
+ */
+void
+ring_set_held_by(int pid)
+{
+	pg_atomic_write_u32(&sk_ring->held_by_pid, (uint32) pid);
 }
 
 /*

@@ -95,7 +95,7 @@ sender_rewind(void)
 	sender.events_left = 0;
 	sender.backpressure = false;
 	sender.has_held = false;
-	pg_atomic_write_u32(&sk_ring->held_by_pid, 0);
+	ring_set_held_by(0);
 	deadletter_forget_all();
 }
 
@@ -332,7 +332,7 @@ sender_may_pass(uint64 off)
 		return false;
 	sender.held_limit = head;
 	sender.known_head = Max(sender.known_head, head);
-	pg_atomic_write_u32(&sk_ring->held_by_pid, (uint32) pid);
+	ring_set_held_by(pid);
 	return true;
 }
 
@@ -351,7 +351,7 @@ sender_return_to_held(void)
 		return false;
 	pg_read_barrier();
 	sender.has_held = false;
-	pg_atomic_write_u32(&sk_ring->held_by_pid, 0);
+	ring_set_held_by(0);
 	if (state != SK_BLOCK_READY)
 		return false;			/* rolled back: nothing to send */
 	sender.block = off;

@@ -160,6 +160,7 @@ spill_write(void)
 	uint64		tail;
 	uint64		head;
 	uint64		spilled = 0;
+	uint64		instance = ring_instance_id();
 	FILE	   *file;
 	StringInfoData buf;
 
@@ -174,7 +175,7 @@ spill_write(void)
 		return;
 	}
 	if (fwrite(SPILL_MAGIC, 1, 8, file) != 8 ||
-		fwrite(&sk_ring->instance_id, sizeof(uint64), 1, file) != 1)
+		fwrite(&instance, sizeof(uint64), 1, file) != 1)
 	{
 		spill_fail(file, "write");
 		return;
@@ -389,7 +390,7 @@ spill_open(uint64 *file_size, int *format, const char **damage)
 	}
 	*file_size = st.st_size;
 	*format = spill_format(magic);
-	if (instance == sk_ring->instance_id)
+	if (instance == ring_instance_id())
 	{
 		/* left by a worker restart just before a crash restart: still queued */
 		FreeFile(file);
@@ -501,7 +502,7 @@ spill_forget_own(void)
 	own = fread(magic, 1, 8, file) == 8 &&
 		spill_format(magic) != 0 &&
 		fread(&instance, sizeof(uint64), 1, file) == 1 &&
-		instance == sk_ring->instance_id;
+		instance == ring_instance_id();
 	FreeFile(file);
 	if (own && unlink(SPILL_FILE) == 0)
 		ereport(LOG, (errmsg("streamkafka worker restarted: its queue is intact, the spill file is not needed")));
