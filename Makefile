@@ -6,6 +6,7 @@ OBJS = \
 	src/streamkafka.o \
 	src/settings.o \
 	src/ring.o \
+	src/shmem.o \
 	src/event.o \
 	src/enqueue.o \
 	src/pending.o \

@@ -162,29 +162,25 @@ static Datum
 deadletter_headers(const SkEventView *view, bool *isnull)
 {
 	StringInfoData json;
-	const char *p = view->headers;
+	SkHeaderIterator it;
+	SkHeaderField field;
 
 	*isnull = view->header->nheaders == 0;
 	if (*isnull)
 		return (Datum) 0;
 	initStringInfo(&json);
 	appendStringInfoChar(&json, '{');
-	for (int i = 0; i < view->header->nheaders; i++)
+	event_headers_begin(&it, view->headers, view->header->nheaders);
+	while (event_headers_next(&it, &field))
 	{
-		SkPackedHeader ph;
-
-		memcpy(&ph, p, sizeof(ph));
-		p += sizeof(ph);
-		if (i > 0)
+		if (json.len > 1)
 			appendStringInfoChar(&json, ',');
-		escape_json(&json, p);
-		p += ph.name_len + 1;
+		escape_json(&json, field.name);
 		appendStringInfoChar(&json, ':');
-		if (ph.value_len < 0)
+		if (field.value == NULL)
 			appendStringInfoString(&json, "null");
 		else
-			escape_json(&json, pnstrdup(p, ph.value_len));
-		p += Max(ph.value_len, 0);
+			escape_json(&json, pnstrdup(field.value, field.value_len));
 	}
 	appendStringInfoChar(&json, '}');
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data));
@@ -220,12 +216,11 @@ deadletter_write_one(SPIPlanPtr plan, uint64 off, TimestampTz now)
 	Oid			database;
 	Oid			role;
 
-	ring_read(off, &header, sizeof(header));
-	packed = palloc(header.length);
+	packed = palloc(event_ring_read_header(off, &header));
 	ring_read(off, packed, header.length);
 	event_view(packed, &view);
-	err = (rd_kafka_resp_err_t) (int32) header.sent_generation;
-	block = off - header.block_delta;
+	err = (rd_kafka_resp_err_t) event_ring_refusal_error(off);
+	block = event_ring_block(off);
 	database = *ring_field(block, Oid, database);
 	role = *ring_field(block, Oid, role);
 
@@ -432,7 +427,7 @@ deadletter_finish_refused(void)
 		uint64		off = ((uint64 *) refused.items)[i];
 
 		topicstats_count_dead_lettered(topicstats_event_slot(off));
-		ring_event_finish(off, SK_EVENT_DEAD_LETTERED);
+		event_ring_finish(off, SK_EVENT_DEAD_LETTERED);
 	}
 	metrics_count_dead_lettered(refused.count);
 	refused.count = 0;

@@ -73,37 +73,43 @@ enqueue_try(uint64 block_length, uint32 nevents, uint64 *off)
 						enqueue_database_limit(), off);
 }
 
+/* a wait for room in the queue: what to reserve, and what came of it */
+typedef struct SpaceWait
+{
+	uint64		block_length;
+	uint32		nevents;
+	bool		evict;
+	uint64	   *off;
+	SkReserveResult result;
+} SpaceWait;
+
+/* enqueue_reserved - ring_wait's test: try to reserve; ask for eviction */
+static bool
+enqueue_reserved(void *arg)
+{
+	SpaceWait  *wait = (SpaceWait *) arg;
+
+	wait->result = enqueue_try(wait->block_length, wait->nevents, wait->off);
+	/* asked after each failed reserve only: a stale request evicts more */
+	if (wait->evict && wait->result == SK_QUEUE_FULL)
+		ring_request_eviction(wait->block_length);
+	return wait->result == SK_RESERVED;
+}
+
 /*
- * wait up to enqueue_timeout_ms for room; with evict, ask the worker to make
- * it (not when the database's share is what is used up: evicting would take
- * other databases' events)
+ * enqueue_wait_for_space - wait up to enqueue_timeout_ms for room; with
+ * evict, ask the worker to make it (not when the database's share is what is
+ * used up: evicting would take other databases' events)
  */
 static SkReserveResult
 enqueue_wait_for_space(uint64 block_length, uint32 nevents, bool evict, uint64 *off)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   sk_enqueue_timeout_ms);
-	SkReserveResult result;
+	SpaceWait	wait = {block_length, nevents, evict, off, SK_QUEUE_FULL};
 
-	ConditionVariablePrepareToSleep(&sk_ring->space_cv);
-	for (;;)
-	{
-		long		remaining;
-
-		result = enqueue_try(block_length, nevents, off);
-		if (result == SK_RESERVED)
-			break;
-		/* asked after each failed reserve only: a stale request evicts more */
-		if (evict && result == SK_QUEUE_FULL)
-			ring_request_eviction(block_length);
-		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-		if (remaining <= 0)
-			break;
-		/* checks for interrupts: Ctrl-C ends the wait */
-		(void) ConditionVariableTimedSleep(&sk_ring->space_cv, remaining, PG_WAIT_EXTENSION);
-	}
-	ConditionVariableCancelSleep();
-	return result;
+	(void) ring_wait(enqueue_reserved, &wait, deadline, 0);
+	return wait.result;
 }
 
 /* count events dropped by policy; log at most once per interval per session */

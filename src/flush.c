@@ -7,13 +7,24 @@
 #include "postgres.h"
 
 #include "fmgr.h"
-#include "pgstat.h"
 #include "utils/timestamp.h"
 
 #include "ring.h"
 #include "streamkafka.h"
 
 PG_FUNCTION_INFO_V1(streamkafka_flush);
+
+/* flush_passed - ring_wait's test: has the tail passed *target? */
+static bool
+flush_passed(void *arg)
+{
+	uint64		target = *(uint64 *) arg;
+	uint64		tail;
+	uint64		head;
+
+	ring_bounds(&tail, &head);
+	return tail >= target;
+}
 
 /*
  * streamkafka_flush - true once the queue's tail has passed the head as it
@@ -27,7 +38,6 @@ streamkafka_flush(PG_FUNCTION_ARGS)
 	TimestampTz deadline;
 	uint64		tail;
 	uint64		target;
-	bool		done = false;
 
 	streamkafka_require_preload();
 	if (timeout_ms < 0)
@@ -37,25 +47,5 @@ streamkafka_flush(PG_FUNCTION_ARGS)
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	ring_bounds(&tail, &target);
-	ConditionVariablePrepareToSleep(&sk_ring->space_cv);
-	for (;;)
-	{
-		uint64		head;
-		long		remaining;
-
-		ring_bounds(&tail, &head);
-		if (tail >= target)
-		{
-			done = true;
-			break;
-		}
-		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-		if (remaining <= 0)
-			break;
-		/* checks for interrupts: Ctrl-C ends the wait */
-		(void) ConditionVariableTimedSleep(&sk_ring->space_cv, Min(remaining, 1000),
-										   PG_WAIT_EXTENSION);
-	}
-	ConditionVariableCancelSleep();
-	PG_RETURN_BOOL(done);
+	PG_RETURN_BOOL(ring_wait(flush_passed, &target, deadline, 1000));
 }

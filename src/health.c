@@ -96,13 +96,13 @@ check_breaker(HealthChecks *checks)
 static void
 check_queue(HealthChecks *checks, double fill)
 {
-	uint32		held_by = pg_atomic_read_u32(&sk_ring->held_by_pid);
+	int			held_by = ring_held_by();
 	char		text[128];
 
 	if (held_by != 0)
 	{
 		snprintf(text, sizeof(text),
-				 "held by a commit waiting for synchronous replication (pid %u)", held_by);
+				 "held by a commit waiting for synchronous replication (pid %d)", held_by);
 		check(checks, "queue", text, SK_DEGRADED);
 	}
 	else if (fill >= 0.8)

@@ -472,27 +472,23 @@ static Datum
 headers_jsonb(const SkEventView *view)
 {
 	StringInfoData buf;
-	const char *p = view->headers;
+	SkHeaderIterator it;
+	SkHeaderField field;
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '[');
-	for (int i = 0; i < view->header->nheaders; i++)
+	event_headers_begin(&it, view->headers, view->header->nheaders);
+	while (event_headers_next(&it, &field))
 	{
-		SkPackedHeader ph;
-
-		memcpy(&ph, p, sizeof(ph));
-		p += sizeof(ph);
-		appendStringInfoString(&buf, i > 0 ? ", [" : "[");
-		escape_json(&buf, p);
-		p += ph.name_len + 1;
-		if (ph.value_len < 0)
+		appendStringInfoString(&buf, buf.len > 1 ? ", [" : "[");
+		escape_json(&buf, field.name);
+		if (field.value == NULL)
 			appendStringInfoString(&buf, ", null]");
 		else
 		{
 			appendStringInfoString(&buf, ", ");
-			escape_json(&buf, pnstrdup(p, ph.value_len));
+			escape_json(&buf, pnstrdup(field.value, field.value_len));
 			appendStringInfoChar(&buf, ']');
-			p += ph.value_len;
 		}
 	}
 	appendStringInfoChar(&buf, ']');
@@ -579,7 +575,7 @@ streamkafka_pending_events(PG_FUNCTION_ARGS)
 			const char *packed = chunk->data + pos;
 
 			pending_event_row(store, desc, packed);
-			pos += ((const SkEventHeader *) packed)->length;
+			pos += event_length(packed);
 		}
 		if (chunk == current_chunk)
 			break;

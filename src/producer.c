@@ -569,25 +569,22 @@ producer_stats_reset(void)
 
 /* append packed headers to vus, skipping names already in "unless" */
 static int
-add_headers(rd_kafka_vu_t *vus, int n, const char *p, int count,
+add_headers(rd_kafka_vu_t *vus, int n, const char *packed, int count,
 			const char *unless, int unless_count)
 {
-	for (int i = 0; i < count; i++)
-	{
-		SkPackedHeader ph;
-		const char *name;
+	SkHeaderIterator it;
+	SkHeaderField field;
 
-		memcpy(&ph, p, sizeof(ph));
-		name = p + sizeof(ph);
-		p = name + ph.name_len + 1;
-		if (unless == NULL || !event_has_header(unless, unless_count, name))
+	event_headers_begin(&it, packed, count);
+	while (event_headers_next(&it, &field))
+	{
+		if (unless == NULL || !event_has_header(unless, unless_count, field.name))
 		{
 			vus[n].vtype = RD_KAFKA_VTYPE_HEADER;
-			vus[n].u.header.name = name;
-			vus[n].u.header.val = ph.value_len < 0 ? NULL : p;
-			vus[n++].u.header.size = Max(ph.value_len, 0);
+			vus[n].u.header.name = field.name;
+			vus[n].u.header.val = field.value;
+			vus[n++].u.header.size = field.value_len;
 		}
-		p += Max(ph.value_len, 0);
 	}
 	return n;
 }

@@ -120,7 +120,6 @@ static void
 publish_add_traceparent(SkEvent *event)
 {
 	static StringInfo buf = NULL;
-	SkPackedHeader ph;
 
 	if (sk_traceparent == NULL || sk_traceparent[0] == '\0' ||
 		event_has_header(event->headers, event->nheaders, "traceparent"))
@@ -135,11 +134,8 @@ publish_add_traceparent(SkEvent *event)
 	resetStringInfo(buf);
 	if (event->headers_len > 0)
 		appendBinaryStringInfo(buf, event->headers, event->headers_len);
-	ph.name_len = strlen("traceparent");
-	ph.value_len = strlen(sk_traceparent);
-	appendBinaryStringInfo(buf, (const char *) &ph, sizeof(ph));
-	appendBinaryStringInfo(buf, "traceparent", ph.name_len + 1);
-	appendBinaryStringInfo(buf, sk_traceparent, ph.value_len);
+	event_append_header(buf, "traceparent", strlen("traceparent"),
+						sk_traceparent, strlen(sk_traceparent));
 	event->headers = buf->data;
 	event->headers_len = buf->len;
 	event->nheaders++;

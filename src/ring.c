@@ -29,8 +29,8 @@
  * - The consumer (the worker, alone) walks blocks from tail to head.  It
  *   stops at a WRITING block (blocks are sent in reservation order), skips
  *   ABANDONED ones and sends READY ones; it passes a WRITING block only while
- *   its commit waits for synchronous replication (see sender.c).  It owns the events' flag and
- *   sent_generation words.  When blocks at the tail are finished (all events
+ *   its commit waits for synchronous replication (see sender.c).  It owns
+ *   the events' state words (event.c).  When blocks at the tail are finished (all events
  *   delivered, dead-lettered or dropped), it moves tail forward under the lock;
  *   only then can producers reuse the space.
  * - Waking: the consumer sets consumer_sleeping before it sleeps and then
@@ -43,7 +43,7 @@
  * - unfinished counts the events of READY blocks that are not finished, from
  *   the queue's side: a session adds a block's event count just before it
  *   stores READY, the worker takes one as it marks an event finished
- *   (ring_event_finish), before it adds to delivered, dropped or
+ *   (event_ring_finish, through ring_count_finished), before it adds to delivered, dropped or
  *   dead_lettered.  It is never derived from those counters, so kafka_stats
  *   can check them against it (see metrics.c).
  * - drop_oldest: a session that finds no room adds the bytes it needs to
@@ -54,11 +54,11 @@
 
 #include "access/transam.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
-#include "event.h"
 #include "ring.h"
 #include "settings.h"
 
@@ -144,10 +144,11 @@ ring_shmem_init(void *place)
  * synchronous replication): it becomes IN_DOUBT, and the worker asks the
  * commit log once recovery is over (sender.c).  Others are abandoned.
  * Counts again the events in READY blocks that are not finished, the queue's
- * content, and returns that number.
+ * content (count_unfinished says how many a block has), and returns that
+ * number.
  */
 uint64
-ring_recover(void)
+ring_recover(RingBlockCounter count_unfinished)
 {
 	uint64		unfinished = 0;
 
@@ -155,7 +156,6 @@ ring_recover(void)
 		 off += *ring_field(off, uint64, length))
 	{
 		uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
-		uint64		event_off = off + SK_BLOCK_HEADER_SIZE;
 
 		if (state == SK_BLOCK_WRITING)
 			pg_atomic_write_u32(ring_field(off, pg_atomic_uint32, state),
@@ -163,14 +163,7 @@ ring_recover(void)
 								SK_BLOCK_IN_DOUBT : SK_BLOCK_ABANDONED);
 		if (state != SK_BLOCK_READY)
 			continue;
-		for (uint32 i = 0; i < *ring_field(off, uint32, nevents); i++)
-		{
-			SkEventHeader header;
-
-			ring_read(event_off, &header, sizeof(header));
-			unfinished += !(header.flags & SK_EVENT_FINISHED);
-			event_off += header.length;
-		}
+		unfinished += count_unfinished(off, *ring_field(off, uint32, nevents));
 	}
 	pg_atomic_write_u64(&sk_ring->unfinished, unfinished);
 	return unfinished;
@@ -395,20 +388,74 @@ ring_unfinished_events(void)
 }
 
 /*
- * ring_event_finish - the worker marks the event at event_off finished with
- * flag (SK_EVENT_DELIVERED, _DROPPED or _DEAD_LETTERED); the first time, the
- * queue holds one unfinished event less.  The subtraction is a full barrier:
- * the caller counts the event in its counter after it.
+ * ring_wait - call done(arg) until it says true or deadline passes, sleeping
+ * on space_cv in between (at most max_nap_ms at a time, if positive); false
+ * if the deadline passed first.  Ctrl-C ends the wait (the sleep checks for
+ * interrupts).
+ */
+bool
+ring_wait(RingWaitDone done, void *arg, TimestampTz deadline, long max_nap_ms)
+{
+	bool		finished = false;
+
+	ConditionVariablePrepareToSleep(&sk_ring->space_cv);
+	for (;;)
+	{
+		long		remaining;
+
+		if (done(arg))
+		{
+			finished = true;
+			break;
+		}
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+			break;
+		if (max_nap_ms > 0)
+			remaining = Min(remaining, max_nap_ms);
+		(void) ConditionVariableTimedSleep(&sk_ring->space_cv, remaining, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	return finished;
+}
+
+/*
+ * ring_instance_id - what tells this creation of shared memory from others
+ */
+uint64
+ring_instance_id(void)
+{
+	return sk_ring->instance_id;
+}
+
+/*
+ * ring_held_by - the pid of the commit waiting for synchronous replication
+ * that holds the queue, or 0
+ */
+int
+ring_held_by(void)
+{
+	return (int) pg_atomic_read_u32(&sk_ring->held_by_pid);
+}
+
+/*
+ * ring_set_held_by - the worker: the queue is held by the commit of pid (0:
+ * by none)
  */
 void
-ring_event_finish(uint64 event_off, uint32 flag)
+ring_set_held_by(int pid)
 {
-	uint32	   *flags = (uint32 *) ring_at(event_off + offsetof(SkEventHeader, flags));
+	pg_atomic_write_u32(&sk_ring->held_by_pid, (uint32) pid);
+}
 
-	Assert(flag & SK_EVENT_FINISHED);
-	if (!(*flags & SK_EVENT_FINISHED))
-		pg_atomic_fetch_sub_u64(&sk_ring->unfinished, 1);
-	*flags |= flag;
+/*
+ * ring_count_finished - the worker finished n events of READY blocks: the
+ * queue counts them out of its unfinished events
+ */
+void
+ring_count_finished(uint64 n)
+{
+	pg_atomic_fetch_sub_u64(&sk_ring->unfinished, n);
 }
 
 /*

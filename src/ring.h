@@ -10,6 +10,7 @@
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
+#include "utils/timestamp.h"
 
 /* block states; the state word is the first word of every block */
 #define SK_BLOCK_WRITING	1	/* reserved; being filled or awaiting commit */
@@ -102,7 +103,10 @@ extern SkRing *sk_ring;
 
 extern Size ring_shmem_size(void);
 extern bool ring_shmem_init(void *place);
-extern uint64 ring_recover(void);
+/* how many events of the block at block_off (of nevents) are unfinished */
+typedef uint64 (*RingBlockCounter) (uint64 block_off, uint32 nevents);
+
+extern uint64 ring_recover(RingBlockCounter count_unfinished);
 
 /* pointer to the byte at a monotonic offset */
 static inline char *
@@ -149,6 +153,13 @@ extern uint64 ring_unfinished_events(void);
 extern int64 ring_next_event_id(void);
 extern void ring_request_eviction(uint64 bytes);
 extern void ring_set_consumer_latch(void);
+extern uint64 ring_instance_id(void);
+extern int	ring_held_by(void);
+
+/* ring_wait's test: is what the caller waits for done? */
+typedef bool (*RingWaitDone) (void *arg);
+
+extern bool ring_wait(RingWaitDone done, void *arg, TimestampTz deadline, long max_nap_ms);
 
 /* the consumer (worker) */
 extern void ring_consumer_attach(Latch *latch);
@@ -161,6 +172,7 @@ extern void ring_read(uint64 off, void *dst, uint64 len);
 extern void ring_consumer_may_sleep(bool sleeping);
 extern uint64 ring_take_eviction_request(void);
 extern uint32 ring_new_producer_generation(void);
-extern void ring_event_finish(uint64 event_off, uint32 flag);
+extern void ring_count_finished(uint64 n);
+extern void ring_set_held_by(int pid);
 
 #endif							/* STREAMKAFKA_RING_H */

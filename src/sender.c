@@ -85,9 +85,6 @@ static SenderState sender;
 static char *wrapped = NULL;
 static uint64 wrapped_size = 0;
 
-#define EVENT_FIELD(off, type, field) \
-	((type *) ring_at((off) + offsetof(SkEventHeader, field)))
-
 /*
  * sender_rewind - walk again from the tail
  */
@@ -98,7 +95,7 @@ sender_rewind(void)
 	sender.events_left = 0;
 	sender.backpressure = false;
 	sender.has_held = false;
-	pg_atomic_write_u32(&sk_ring->held_by_pid, 0);
+	ring_set_held_by(0);
 	deadletter_forget_all();
 }
 
@@ -131,7 +128,7 @@ sender_restart(uint32 generation)
 static const char *
 sender_event_bytes(uint64 event_off, bool *copied)
 {
-	uint32		length = *EVENT_FIELD(event_off, uint32, length);
+	uint32		length = event_ring_length(event_off);
 
 	*copied = ring_contiguous(event_off) < length;
 	if (!*copied)
@@ -164,7 +161,7 @@ sender_copy_failed(uint64 off)
 	char		text[256];
 
 	snprintf(text, sizeof(text), "out of memory copying event %lld (%u bytes) to send it",
-			 (long long) *EVENT_FIELD(off, int64, event_id), *EVENT_FIELD(off, uint32, length));
+			 (long long) event_ring_id(off), event_ring_length(off));
 	metrics_note_error(text);
 	sender.backpressure = true;
 	if (!TimestampDifferenceExceeds(last_log, now, DROP_LOG_INTERVAL_MS))
@@ -179,7 +176,7 @@ sender_copy_failed(uint64 off)
 static void
 sender_finish_event(uint64 event_off, uint32 flag)
 {
-	ring_event_finish(event_off, flag);
+	event_ring_finish(event_off, flag);
 }
 
 static bool
@@ -226,16 +223,15 @@ sender_refuse(uint64 off, rd_kafka_resp_err_t err, const char *topic, int stats_
 	char		text[256];
 
 	snprintf(text, sizeof(text), "event %lld%s%s: %s",
-			 (long long) *EVENT_FIELD(off, int64, event_id),
+			 (long long) event_ring_id(off),
 			 topic ? " to topic " : "", topic ? topic : "", rd_kafka_err2str(err));
 	metrics_count_failed(text);
 	topicstats_count_failed(stats_slot, text);
-	if (*EVENT_FIELD(off, uint32, flags) & SK_EVENT_RETRY)
+	if (event_ring_flags(off) & SK_EVENT_RETRY)
 		metrics_count_retried(1);
 	if (!event_specific_error(err))
 		breaker_failure(text);
-	*EVENT_FIELD(off, uint32, sent_generation) = (uint32) err;
-	*EVENT_FIELD(off, uint32, flags) |= SK_EVENT_REFUSED;
+	event_ring_refuse(off, err);
 	deadletter_add(off);
 }
 
@@ -269,7 +265,7 @@ sender_walk_event(void)
 		if (!(view.header->flags & SK_EVENT_COUNTED))
 		{
 			topicstats_count_taken(slot);
-			*EVENT_FIELD(off, uint32, flags) |= SK_EVENT_COUNTED;
+			event_ring_add_flags(off, SK_EVENT_COUNTED);
 		}
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		{
@@ -280,7 +276,7 @@ sender_walk_event(void)
 			return false;
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
-			*EVENT_FIELD(off, uint32, sent_generation) = sender.generation;
+			event_ring_set_sent(off, sender.generation);
 			sender.inflight++;
 			breaker_sent();
 			topicstats_count_sent(slot);
@@ -336,7 +332,7 @@ sender_may_pass(uint64 off)
 		return false;
 	sender.held_limit = head;
 	sender.known_head = Max(sender.known_head, head);
-	pg_atomic_write_u32(&sk_ring->held_by_pid, (uint32) pid);
+	ring_set_held_by(pid);
 	return true;
 }
 
@@ -355,7 +351,7 @@ sender_return_to_held(void)
 		return false;
 	pg_read_barrier();
 	sender.has_held = false;
-	pg_atomic_write_u32(&sk_ring->held_by_pid, 0);
+	ring_set_held_by(0);
 	if (state != SK_BLOCK_READY)
 		return false;			/* rolled back: nothing to send */
 	sender.block = off;
@@ -480,8 +476,8 @@ block_finished(uint64 off)
 	pg_read_barrier();
 	if (sender.scan_block == off && sender.scan_event > event_off)
 		event_off = sender.scan_event;
-	while (event_off < end && (*EVENT_FIELD(event_off, uint32, flags) & SK_EVENT_FINISHED))
-		event_off += *EVENT_FIELD(event_off, uint32, length);
+	while (event_off < end && (event_ring_flags(event_off) & SK_EVENT_FINISHED))
+		event_off += event_ring_length(event_off);
 	sender.scan_block = off;
 	sender.scan_event = event_off;
 	return event_off >= end;
@@ -591,7 +587,7 @@ block_droppable(uint64 off)
 	{
 		SkEventHeader header;
 
-		ring_read(event_off, &header, sizeof(header));
+		(void) event_ring_read_header(event_off, &header);
 		if (event_in_flight(&header))
 			return false;
 		if (header.flags & SK_EVENT_DELIVERED)
@@ -617,7 +613,7 @@ sender_drop_block(uint64 off, uint64 *dropped, uint64 *refused)
 	{
 		SkEventHeader header;
 
-		ring_read(event_off, &header, sizeof(header));
+		(void) event_ring_read_header(event_off, &header);
 		if (!(header.flags & SK_EVENT_FINISHED))
 		{
 			sender_finish_event(event_off, SK_EVENT_DROPPED);
@@ -706,22 +702,22 @@ sender_on_delivery(uint64 event_off, rd_kafka_resp_err_t err, size_t len, int st
 	if (err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
 	{
 		/* taken back: no longer in flight, sent again by the next walk */
-		*EVENT_FIELD(event_off, uint32, sent_generation) = 0;
+		event_ring_set_sent(event_off, 0);
 		return;
 	}
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
-		uint64		block = event_off - *EVENT_FIELD(event_off, uint64, block_delta);
+		uint64		block = event_ring_block(event_off);
 
 		sender_finish_event(event_off, SK_EVENT_DELIVERED);
 		metrics_count_delivered(len);
 		topicstats_count_delivered(stats_slot, len, *ring_field(block, int64, enqueued_at),
 								   sender.poll_time);
 		breaker_success();
-		if (*EVENT_FIELD(event_off, uint32, flags) & SK_EVENT_RETRY)
+		if (event_ring_flags(event_off) & SK_EVENT_RETRY)
 		{
 			metrics_count_retried(1);
-			deadletter_retry_delivered(*EVENT_FIELD(event_off, int64, event_id));
+			deadletter_retry_delivered(event_ring_id(event_off));
 		}
 		sender.delivered_since_check = true;
 		return;

@@ -11,12 +11,14 @@
  * by the same shared memory (spill_forget_own; instance_id tells).  Single-user
  * mode never loads it (streamkafka.c): no worker would send the events.
  *
- * File: "SKSPILL2", the shared memory's instance_id, then per block (one
+ * File: "SKSPILL3", the shared memory's instance_id, then per block (one
  * original transaction, or one non-transactional event): uint32 event count,
  * uint32 CRC-32C of the block's other fields and its events, uint64 bytes of
  * events, the database and the role the events came from, the packed events
- * (the worker's flags and sent_generation cleared, block_delta rewritten).
- * "SKSPILL1" (0.2.0) blocks have neither the CRC (the word is 0) nor the
+ * (the worker's state cleared, block_delta rewritten: event_reset_state).
+ * "SKSPILL2" files are the same with 0.2.0's event header (no refusal_error),
+ * which loading upgrades (event_upgrade_v1).  "SKSPILL1" (0.2.0) files also
+ * have that header, and blocks have neither the CRC (the word is 0) nor the
  * origin; they are still read, with the structural checks only.  Loading
  * rewrites each event's block_delta, since the queue's block header may have
  * another size than the one that wrote the file.
@@ -49,8 +51,22 @@
 #define SPILL_FILE		SPILL_DIR "/spill"
 #define SPILL_TMP		SPILL_DIR "/spill.tmp"
 #define SPILL_DAMAGED	SPILL_DIR "/spill.damaged"
-#define SPILL_MAGIC		"SKSPILL2"
-#define SPILL_MAGIC_V1	"SKSPILL1"	/* 0.2.0: no checksums */
+#define SPILL_MAGIC		"SKSPILL3"
+#define SPILL_MAGIC_V2	"SKSPILL2"	/* 0.2.0's event header */
+#define SPILL_MAGIC_V1	"SKSPILL1"	/* 0.2.0: no checksums either */
+
+/* a spill file's format, from its magic: 1 to 3, 0 for not a spill file */
+static int
+spill_format(const char *magic)
+{
+	if (memcmp(magic, SPILL_MAGIC, 8) == 0)
+		return 3;
+	if (memcmp(magic, SPILL_MAGIC_V2, 8) == 0)
+		return 2;
+	if (memcmp(magic, SPILL_MAGIC_V1, 8) == 0)
+		return 1;
+	return 0;
+}
 
 typedef struct SpillBlock
 {
@@ -101,25 +117,20 @@ spill_collect(uint64 block_off, StringInfo buf)
 	resetStringInfo(buf);
 	for (uint32 i = 0; i < nevents; i++)
 	{
-		SkEventHeader header;
+		uint32		length = event_ring_length(event_off);
 
-		ring_read(event_off, &header, sizeof(header));
-		if (!(header.flags & SK_EVENT_FINISHED))
+		if (!(event_ring_flags(event_off) & SK_EVENT_FINISHED))
 		{
 			/* a refused event not yet in the table is simply sent again */
 			int			at = buf->len;
-			SkEventHeader *copy;
 
-			enlargeStringInfo(buf, header.length);
-			ring_read(event_off, buf->data + at, header.length);
-			buf->len += header.length;
-			copy = (SkEventHeader *) (buf->data + at);
-			copy->flags &= ~SK_EVENT_WORKER_FLAGS;
-			copy->sent_generation = 0;
-			copy->block_delta = SK_BLOCK_HEADER_SIZE + at;
+			enlargeStringInfo(buf, length);
+			ring_read(event_off, buf->data + at, length);
+			buf->len += length;
+			event_reset_state(buf->data + at, SK_BLOCK_HEADER_SIZE + at);
 			kept++;
 		}
-		event_off += header.length;
+		event_off += length;
 	}
 	return kept;
 }
@@ -149,6 +160,7 @@ spill_write(void)
 	uint64		tail;
 	uint64		head;
 	uint64		spilled = 0;
+	uint64		instance = ring_instance_id();
 	FILE	   *file;
 	StringInfoData buf;
 
@@ -163,7 +175,7 @@ spill_write(void)
 		return;
 	}
 	if (fwrite(SPILL_MAGIC, 1, 8, file) != 8 ||
-		fwrite(&sk_ring->instance_id, sizeof(uint64), 1, file) != 1)
+		fwrite(&instance, sizeof(uint64), 1, file) != 1)
 	{
 		spill_fail(file, "write");
 		return;
@@ -209,35 +221,10 @@ spill_write(void)
 		(void) unlink(SPILL_TMP);
 }
 
-/* are count packed headers exactly len bytes, each name NUL-terminated? */
-static bool
-spill_headers_valid(const char *p, uint64 len, int count)
-{
-	uint64		pos = 0;
-
-	for (int i = 0; i < count; i++)
-	{
-		SkPackedHeader ph;
-
-		if (len - pos < sizeof(ph))
-			return false;
-		memcpy(&ph, p + pos, sizeof(ph));
-		pos += sizeof(ph);
-		if (ph.value_len < -1 || len - pos < (uint64) ph.name_len + 1 ||
-			p[pos + ph.name_len] != '\0')
-			return false;
-		pos += (uint64) ph.name_len + 1;
-		if (len - pos < (uint64) Max(ph.value_len, 0))
-			return false;
-		pos += Max(ph.value_len, 0);
-	}
-	return pos == len;
-}
-
 /*
  * spill_events_valid - are events (bytes long) exactly nevents well-formed
  * events, each where its block_delta says (counted from the block header of
- * the server that wrote the file)?  Clears the worker's words and sets
+ * the server that wrote the file)?  Clears the worker's state and sets
  * block_delta for this server's block header.
  */
 static bool
@@ -248,29 +235,16 @@ spill_events_valid(char *events, uint64 bytes, uint32 nevents)
 
 	for (uint32 i = 0; i < nevents; i++)
 	{
-		SkEventHeader *h = (SkEventHeader *) (events + pos);
-		uint64		topic_end;
-		uint64		need;
+		uint32		length = event_check_packed(events + pos, bytes - pos);
 
-		if (bytes - pos < sizeof(SkEventHeader))
+		if (length == 0)
 			return false;
 		if (i == 0)
-			first_delta = h->block_delta;
-		if (h->length % 8 != 0 || h->length < sizeof(SkEventHeader) || h->length > bytes - pos ||
-			h->block_delta != first_delta + pos || h->topic_len == 0 ||
-			h->topic_len > SK_TOPIC_MAX_LEN || h->key_len < -1 || h->value_len < -1 ||
-			h->partition < -1)
+			first_delta = event_block_delta(events);
+		if (event_block_delta(events + pos) != first_delta + pos)
 			return false;
-		topic_end = sizeof(SkEventHeader) + h->topic_len;
-		need = topic_end + 1 + Max(h->key_len, 0) + Max(h->value_len, 0) + h->headers_len;
-		if (need > h->length || events[pos + topic_end] != '\0' ||
-			!spill_headers_valid(events + pos + need - h->headers_len, h->headers_len,
-								 h->nheaders))
-			return false;
-		h->flags &= ~SK_EVENT_WORKER_FLAGS;
-		h->sent_generation = 0;
-		h->block_delta = SK_BLOCK_HEADER_SIZE + pos;
-		pos += h->length;
+		event_reset_state(events + pos, SK_BLOCK_HEADER_SIZE + pos);
+		pos += length;
 	}
 	return pos == bytes;
 }
@@ -301,7 +275,7 @@ typedef struct SpillOutcome
 
 /* skip a block too large for the queue; false if its checksum is wrong */
 static bool
-spill_skip_block(FILE *file, const SpillBlock *block, bool checksums)
+spill_skip_block(FILE *file, const SpillBlock *block, int format)
 {
 	char		buf[65536];
 	uint64		left = block->bytes;
@@ -318,15 +292,33 @@ spill_skip_block(FILE *file, const SpillBlock *block, bool checksums)
 		left -= n;
 	}
 	FIN_CRC32C(crc);
-	return !checksums || crc == block->crc;
+	return format == 1 || crc == block->crc;
+}
+
+/*
+ * spill_upgrade_events - events of a file with 0.2.0's event header (format
+ * 1 or 2) in this version's layout, block->bytes updated; the same events
+ * for a current file; NULL if they do not fill the block
+ */
+static char *
+spill_upgrade_events(SpillBlock *block, char *events, int format)
+{
+	char	   *upgraded;
+
+	if (format == 3)
+		return events;
+	upgraded = event_upgrade_v1(events, block->bytes, block->nevents, &block->bytes);
+	pfree(events);
+	return upgraded;
 }
 
 /* queue the blocks of an open spill file, stopping at the first damaged one */
 static void
-spill_read_blocks(FILE *file, uint64 file_size, bool checksums, SpillOutcome *outcome)
+spill_read_blocks(FILE *file, uint64 file_size, int format, SpillOutcome *outcome)
 {
 	SpillBlock	block = {0};
-	size_t		block_size = checksums ? sizeof(block) : SPILL_BLOCK_V1_SIZE;
+	size_t		block_size = format == 1 ? SPILL_BLOCK_V1_SIZE : sizeof(block);
+	uint64		growth = format == 3 ? 0 : event_min_size(false) - event_min_size(true);
 	size_t		got;
 	uint64		pos = 16;
 	uint64		fits = ring_capacity() - SK_BLOCK_HEADER_SIZE;
@@ -337,15 +329,15 @@ spill_read_blocks(FILE *file, uint64 file_size, bool checksums, SpillOutcome *ou
 
 		pos += block_size;
 		if (block.nevents == 0 || block.bytes > file_size - pos ||
-			block.bytes < block.nevents * sizeof(SkEventHeader))
+			block.bytes < block.nevents * event_min_size(format < 3))
 		{
 			outcome->damage = "a block's length or event count is impossible";
 			return;
 		}
 		pos += block.bytes;
-		if (block.bytes > fits)
+		if (block.bytes + block.nevents * growth > fits)
 		{
-			if (!spill_skip_block(file, &block, checksums))
+			if (!spill_skip_block(file, &block, format))
 			{
 				outcome->damage = "a block's checksum is wrong";
 				return;
@@ -356,15 +348,17 @@ spill_read_blocks(FILE *file, uint64 file_size, bool checksums, SpillOutcome *ou
 		events = palloc_extended(block.bytes, MCXT_ALLOC_HUGE);
 		if (fread(events, 1, block.bytes, file) != block.bytes)
 			outcome->damage = "the file ends inside a block";
-		else if (checksums && spill_block_crc(&block, events) != block.crc)
+		else if (format > 1 && spill_block_crc(&block, events) != block.crc)
 			outcome->damage = "a block's checksum is wrong";
-		else if (!spill_events_valid(events, block.bytes, block.nevents))
+		else if ((events = spill_upgrade_events(&block, events, format)) == NULL ||
+				 !spill_events_valid(events, block.bytes, block.nevents))
 			outcome->damage = "a block's events are malformed";
 		else if (spill_restore_block(&block, events))
 			outcome->loaded += block.nevents;
 		else
 			outcome->lost += block.nevents;
-		pfree(events);
+		if (events)
+			pfree(events);
 		if (outcome->damage)
 			return;
 	}
@@ -375,10 +369,10 @@ spill_read_blocks(FILE *file, uint64 file_size, bool checksums, SpillOutcome *ou
 /*
  * spill_open - open the spill file and read its header; NULL if there is
  * none, or if it belongs to this shared memory (removed: still queued).
- * Sets *checksums by its format, or *damage when it is not a spill file.
+ * Sets *format (spill_format), or *damage when it is not a spill file.
  */
 static FILE *
-spill_open(uint64 *file_size, bool *checksums, const char **damage)
+spill_open(uint64 *file_size, int *format, const char **damage)
 {
 	FILE	   *file = AllocateFile(SPILL_FILE, PG_BINARY_R);
 	char		magic[8];
@@ -389,15 +383,14 @@ spill_open(uint64 *file_size, bool *checksums, const char **damage)
 	if (file == NULL)
 		return NULL;
 	if (fstat(fileno(file), &st) != 0 || fread(magic, 1, 8, file) != 8 ||
-		fread(&instance, sizeof(uint64), 1, file) != 1 ||
-		(memcmp(magic, SPILL_MAGIC, 8) != 0 && memcmp(magic, SPILL_MAGIC_V1, 8) != 0))
+		fread(&instance, sizeof(uint64), 1, file) != 1 || spill_format(magic) == 0)
 	{
 		*damage = "it does not start like a spill file";
 		return file;
 	}
 	*file_size = st.st_size;
-	*checksums = memcmp(magic, SPILL_MAGIC, 8) == 0;
-	if (instance == sk_ring->instance_id)
+	*format = spill_format(magic);
+	if (instance == ring_instance_id())
 	{
 		/* left by a worker restart just before a crash restart: still queued */
 		FreeFile(file);
@@ -429,11 +422,11 @@ static void
 spill_load_file(SpillOutcome *outcome)
 {
 	uint64		file_size = 0;
-	bool		checksums = false;
+	int			format = 0;
 
-	outcome->file = spill_open(&file_size, &checksums, &outcome->damage);
+	outcome->file = spill_open(&file_size, &format, &outcome->damage);
 	if (outcome->file != NULL && outcome->damage == NULL)
-		spill_read_blocks(outcome->file, file_size, checksums, outcome);
+		spill_read_blocks(outcome->file, file_size, format, outcome);
 }
 
 /*
@@ -507,9 +500,9 @@ spill_forget_own(void)
 	if (file == NULL)
 		return;
 	own = fread(magic, 1, 8, file) == 8 &&
-		(memcmp(magic, SPILL_MAGIC, 8) == 0 || memcmp(magic, SPILL_MAGIC_V1, 8) == 0) &&
+		spill_format(magic) != 0 &&
 		fread(&instance, sizeof(uint64), 1, file) == 1 &&
-		instance == sk_ring->instance_id;
+		instance == ring_instance_id();
 	FreeFile(file);
 	if (own && unlink(SPILL_FILE) == 0)
 		ereport(LOG, (errmsg("streamkafka worker restarted: its queue is intact, the spill file is not needed")));

@@ -4,9 +4,8 @@
  *		installs the transaction callbacks and registers the worker.
  *
  * The queue and the counters live in memory the postmaster maps once, in
- * _PG_init, not in PostgreSQL's main shared memory: every process inherits
- * it, and unlike the main segment it is not re-created when the postmaster
- * restarts all processes after one of them crashed (a SIGKILLed worker, a
+ * _PG_init (shmem.c, which registers every shared region): it survives a
+ * restart of all processes after one of them crashed (a SIGKILLed worker, a
  * segfaulting backend).  So queued events survive a crash restart; only the
  * postmaster's own end (a stop, immediate or not, or a machine crash) ends
  * them, and a clean stop saves them to the spill file first.  The breaker's
@@ -19,26 +18,20 @@
  */
 #include "postgres.h"
 
-#include <sys/mman.h>
-
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
-#include "storage/pg_shmem.h"
 #include "storage/shmem.h"
 
-#include "breaker.h"
-#include "brokers.h"
 #include "compat.h"
-#include "deadletter.h"
-#include "lag.h"
+#include "event.h"
 #include "metrics.h"
-#include "mockfault.h"
 #include "pending.h"
 #include "ring.h"
 #include "settings.h"
+#include "shmem.h"
 #include "spill.h"
 #include "staging.h"
 #include "streamkafka.h"
@@ -58,77 +51,13 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 void		_PG_init(void);
 
-/*
- * The queue, counters and topic statistics: mapped by the postmaster, kept across crash
- * restarts; and after them the staging pool (staging.c), which is not kept.
- */
-static char *survivor_memory = NULL;
-
-#define SK_HUGE_PAGE	((Size) 2 * 1024 * 1024)
-
-/*
- * map_huge - the memory in huge pages if PostgreSQL's huge_pages allows them
- * (its main segment follows the same setting) and the kernel has enough;
- * else NULL.  Each process then maps the queue 2MB at a time instead of
- * 4kB: fewer page faults for every session that publishes.
- */
-static char *
-map_huge(Size size)
-{
-#ifdef MAP_HUGETLB
-	char	   *memory;
-
-	if (huge_pages == HUGE_PAGES_OFF)
-		return NULL;
-	memory = mmap(NULL, TYPEALIGN(SK_HUGE_PAGE, size), PROT_READ | PROT_WRITE,
-				  MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
-	if (memory != MAP_FAILED)
-	{
-		ereport(LOG, (errmsg("streamkafka's queue uses huge pages")));
-		return memory;
-	}
-	if (huge_pages == HUGE_PAGES_ON)
-		ereport(LOG,
-				(errmsg("streamkafka could not get %zu bytes of huge pages for its queue: %m", size),
-				 errdetail("It uses normal pages."),
-				 errhint("Raise vm.nr_hugepages by %zu pages.", TYPEALIGN(SK_HUGE_PAGE, size) / SK_HUGE_PAGE)));
-#endif
-	return NULL;
-}
-
-static void
-streamkafka_map_survivor_memory(void)
-{
-	Size		size = add_size(add_size(ring_shmem_size(), metrics_shmem_size()),
-								add_size(topicstats_shmem_size(), staging_shmem_size()));
-
-	survivor_memory = map_huge(size);
-	if (survivor_memory != NULL)
-		return;
-	survivor_memory = mmap(NULL, size, PROT_READ | PROT_WRITE,
-						   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (survivor_memory == MAP_FAILED)
-		ereport(FATAL,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("streamkafka could not map %zu bytes of shared memory for its queue: %m", size),
-				 errhint("Lower streamkafka.queue_size.")));
-}
-
-static Size
-streamkafka_shmem_size(void)
-{
-	return add_size(add_size(add_size(breaker_shmem_size(), mockfault_shmem_size()),
-							 add_size(brokers_shmem_size(), lag_shmem_size())),
-					deadletter_shmem_size());
-}
-
 #if PG_VERSION_NUM >= 150000
 static void
 streamkafka_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(streamkafka_shmem_size());
+	RequestAddinShmemSpace(shmem_main_size());
 	RequestNamedLWLockTranche("streamkafka", SK_LWLOCKS);
 }
 #endif
@@ -142,31 +71,26 @@ streamkafka_shmem_startup(void)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	breaker_shmem_init();
-	mockfault_shmem_init();
-	brokers_shmem_init();
-	lag_shmem_init();
-	deadletter_shmem_init();
+	shmem_main_init();
 	LWLockRelease(AddinShmemInitLock);
 
 	/* the rest happens in the postmaster, before any other process exists */
 	if (IsUnderPostmaster)
 		return;
-	recovered = ring_shmem_init(survivor_memory);
-	topicstats_shmem_init(survivor_memory + ring_shmem_size() + metrics_shmem_size(), recovered);
-	staging_shmem_init(survivor_memory + ring_shmem_size() + metrics_shmem_size() +
-					   topicstats_shmem_size(), !recovered);
+	recovered = ring_shmem_init(shmem_survivor_place(SK_REGION_RING));
+	topicstats_shmem_init(shmem_survivor_place(SK_REGION_TOPICSTATS), recovered);
+	staging_shmem_init(shmem_survivor_place(SK_REGION_STAGING), !recovered);
 	if (recovered)
 	{
-		uint64		kept = ring_recover();
+		uint64		kept = ring_recover(event_block_unfinished);
 
-		metrics_shmem_init(survivor_memory + ring_shmem_size(), true, kept);
+		metrics_shmem_init(shmem_survivor_place(SK_REGION_METRICS), true, kept);
 		ereport(LOG,
 				(errmsg("streamkafka kept %llu queued events across the crash restart",
 						(unsigned long long) kept)));
 	}
 	else
-		metrics_shmem_init(survivor_memory + ring_shmem_size(), false, 0);
+		metrics_shmem_init(shmem_survivor_place(SK_REGION_METRICS), false, 0);
 	/* saved events go first */
 	spill_load();
 }
@@ -203,13 +127,13 @@ _PG_init(void)
 		streamkafka_single_user = true;
 		return;
 	}
-	streamkafka_map_survivor_memory();
+	shmem_map_survivor();
 
 #if PG_VERSION_NUM >= 150000
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = streamkafka_shmem_request;
 #else
-	RequestAddinShmemSpace(streamkafka_shmem_size());
+	RequestAddinShmemSpace(shmem_main_size());
 	RequestNamedLWLockTranche("streamkafka", SK_LWLOCKS);
 #endif
 	prev_shmem_startup_hook = shmem_startup_hook;

@@ -208,12 +208,9 @@ topicstats_slot(const char *topic)
 int
 topicstats_event_slot(uint64 event_off)
 {
-	SkEventHeader header;
 	char		topic[SK_TOPIC_MAX_LEN + 1];
 
-	ring_read(event_off, &header, sizeof(header));
-	ring_read(event_off + sizeof(header), topic, header.topic_len);
-	topic[header.topic_len] = '\0';
+	event_ring_topic(event_off, topic);
 	return topicstats_slot(topic);
 }
 

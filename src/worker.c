@@ -78,7 +78,7 @@ worker_on_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
 		ereport(LOG, (errmsg("streamkafka worker exiting: its producer is stopped first")));
 		producer_stop(0);
 	}
-	pg_atomic_write_u32(&sk_ring->held_by_pid, 0);
+	ring_set_held_by(0);
 	ring_consumer_detach();
 	metrics_worker_stopped();
 }

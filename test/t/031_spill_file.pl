@@ -4,7 +4,8 @@
 # - A damaged spill file never stops the server from starting: it is set
 #   aside with a log line and counted in kafka_health(); the events before the
 #   damage that pass their checksum are queued.
-# - A file in 0.2.0's format (no checksums) is still loaded.
+# - Files in 0.2.0's format (no checksums) and in SKSPILL2 (0.2.0's event
+#   header) are still loaded.
 use strict;
 use warnings;
 
@@ -87,37 +88,75 @@ ok(-e "$spill.damaged", 'the file was set aside');
 is(stats_row($node)->{queue_events}, 0, 'none of its events were queued');
 unlink("$spill.damaged");
 
-# as_0_2_0(FILE) - the same events as 0.2.0 wrote them: "SKSPILL1", blocks
-# described by count, 0 and length only (no CRC, no origin), and each event's
-# block_delta counted from 0.2.0's 24-byte block header
-sub as_0_2_0
+# crc32c(DATA) - CRC-32C of DATA, as PostgreSQL computes it
+sub crc32c
 {
-	my ($v2) = @_;
-	my $v1 = 'SKSPILL1' . substr($v2, 8, 8);
-	my $pos = 16;
-	while ($pos < length($v2))
+	my $crc = 0xffffffff;
+	for my $byte (unpack('C*', $_[0]))
 	{
-		my ($nevents, $crc, $length) = unpack('L L Q', substr($v2, $pos, 16));
-		my $events = substr($v2, $pos + 24, $length);
-		my $at = 0;
-		for (1 .. $nevents)
-		{
-			substr($events, $at + 16, 8) = pack('Q', 24 + $at);
-			$at += unpack('L', substr($events, $at, 4));
-		}
-		$v1 .= pack('L L Q', $nevents, 0, $length) . $events;
-		$pos += 24 + $length;
+		$crc ^= $byte;
+		$crc = ($crc >> 1) ^ (($crc & 1) ? 0x82f63b78 : 0) for 1 .. 8;
 	}
-	return $v1;
+	return $crc ^ 0xffffffff;
 }
 
-# --- a file in 0.2.0's format -------------------------------------------------------
-publish_and_stop();
-write_file_bytes(as_0_2_0(file_bytes()));
-$node->start;
-is(stats_row($node)->{queue_events}, 1000, 'a spill file in the 0.2.0 format is loaded');
-ok(!-e $spill && !-e "$spill.damaged", 'and removed');
-identity_holds($node, 'after the loads');
+# v1_events(EVENTS, COUNT, BLOCK_HEADER) - the events with 0.2.0's 48-byte
+# event header (this version's less refusal_error and its padding), each
+# block_delta counted from a block header of BLOCK_HEADER bytes
+sub v1_events
+{
+	my ($events, $count, $block_header) = @_;
+	my ($at, $out) = (0, '');
+	for (1 .. $count)
+	{
+		my $length = unpack('L', substr($events, $at, 4));
+		$out .= pack('L', $length - 8) . substr($events, $at + 4, 12)
+		  . pack('Q', $block_header + length($out)) . substr($events, $at + 24, 24)
+		  . substr($events, $at + 56, $length - 56);
+		$at += $length;
+	}
+	return $out;
+}
+
+# as_old_format(FILE, MAGIC) - the same events as an older version wrote
+# them: "SKSPILL2" (before refusal_error): 0.2.0's event header, each block
+# checksummed, block_delta from a 40-byte block header; "SKSPILL1" (0.2.0):
+# blocks described by count, 0 and length only (no CRC, no origin), and
+# block_delta from 0.2.0's 24-byte block header
+sub as_old_format
+{
+	my ($v3, $magic) = @_;
+	my $old = $magic . substr($v3, 8, 8);
+	my $pos = 16;
+	while ($pos < length($v3))
+	{
+		my ($nevents, $crc, $length, $database, $role) =
+		  unpack('L L Q L L', substr($v3, $pos, 24));
+		my $events = v1_events(substr($v3, $pos + 24, $length), $nevents,
+			$magic eq 'SKSPILL1' ? 24 : 40);
+		my $fields = pack('L Q L L', $nevents, length($events), $database, $role);
+		$old .= $magic eq 'SKSPILL1'
+		  ? pack('L L Q', $nevents, 0, length($events)) . $events
+		  : pack('L L Q L L', $nevents, crc32c($fields . $events), length($events),
+			$database, $role) . $events;
+		$pos += 24 + $length;
+	}
+	return $old;
+}
+
+# --- files in the formats of 0.2.0 and of 0.3.0 before refusal_error ----------------
+# (no broker: the events loaded stay queued, and are in the next file too)
+my $queued = 0;
+foreach my $magic ('SKSPILL1', 'SKSPILL2')
+{
+	publish_and_stop();
+	$queued += 1000;
+	write_file_bytes(as_old_format(file_bytes(), $magic));
+	$node->start;
+	is(stats_row($node)->{queue_events}, $queued, "a spill file in the $magic format is loaded");
+	ok(!-e $spill && !-e "$spill.damaged", 'and removed');
+	identity_holds($node, "after the $magic load");
+}
 
 $node->stop;
 done_testing();
