@@ -55,6 +55,7 @@ my %new_value = (
 	'streamkafka.lag_groups' => 'nobody',
 	'streamkafka.lag_interval_ms' => '700',
 	'streamkafka.lag_alert_threshold' => '5',
+	'streamkafka.database_queue_share' => '40',
 	'streamkafka.http_port' => undef,	# moved at every step below
 	'streamkafka.http_listen_address' => '127.0.0.2');
 
