@@ -205,14 +205,14 @@ producer_conf_pairs(ConfPair *pairs)
 	CONF("retries", "%d", sk_retries);
 	CONF("retry.backoff.ms", "%d", sk_retry_backoff_ms);
 	CONF("security.protocol", "%s", settings_security_protocol_name(sk_security_protocol));
-	if (sk_security_protocol >= 2)
+	if (settings_security_uses_sasl(sk_security_protocol))
 	{
 		CONF("sasl.mechanisms", "%s", settings_sasl_mechanism_name(sk_sasl_mechanism));
 		CONF("sasl.username", "%s", sk_sasl_username);
 		pairs[n].name = "sasl.password";
 		secret_value(sk_sasl_password, pairs[n++].value, sizeof(pairs[0].value));
 	}
-	if (sk_security_protocol == 1 || sk_security_protocol == 3)
+	if (settings_security_uses_ssl(sk_security_protocol))
 	{
 		if (sk_ssl_ca_location[0])
 			CONF("ssl.ca.location", "%s", sk_ssl_ca_location);

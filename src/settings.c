@@ -59,8 +59,8 @@ int			sk_overflow = SK_OVERFLOW_ERROR;
 int			sk_enqueue_timeout_ms = 1000;
 int			sk_database_queue_share = 100;
 const SkPackedHeaders *sk_default_headers_packed = NULL;
-int			sk_security_protocol = 0;
-int			sk_sasl_mechanism = 0;
+int			sk_security_protocol = SK_SECURITY_PLAINTEXT;
+int			sk_sasl_mechanism = SK_SASL_PLAIN;
 char	   *sk_sasl_username = NULL;
 char	   *sk_sasl_password = "";
 char	   *sk_ssl_ca_location = NULL;
@@ -72,17 +72,17 @@ char	   *sk_allowed_topics = NULL;
 uint32		sk_allowed_topics_generation = 0;
 
 static const struct config_enum_entry security_protocol_options[] = {
-	{"plaintext", 0, false},
-	{"ssl", 1, false},
-	{"sasl_plaintext", 2, false},
-	{"sasl_ssl", 3, false},
+	{"plaintext", SK_SECURITY_PLAINTEXT, false},
+	{"ssl", SK_SECURITY_SSL, false},
+	{"sasl_plaintext", SK_SECURITY_SASL_PLAINTEXT, false},
+	{"sasl_ssl", SK_SECURITY_SASL_SSL, false},
 	{NULL, 0, false}
 };
 
 static const struct config_enum_entry sasl_mechanism_options[] = {
-	{"PLAIN", 0, false},
-	{"SCRAM-SHA-256", 1, false},
-	{"SCRAM-SHA-512", 2, false},
+	{"PLAIN", SK_SASL_PLAIN, false},
+	{"SCRAM-SHA-256", SK_SASL_SCRAM_SHA_256, false},
+	{"SCRAM-SHA-512", SK_SASL_SCRAM_SHA_512, false},
 	{NULL, 0, false}
 };
 
@@ -97,8 +97,8 @@ static const struct config_enum_entry overflow_options[] = {
 static const struct config_enum_entry acks_options[] = {
 	{"all", SK_ACKS_ALL, false},
 	{"-1", SK_ACKS_ALL, true},
-	{"1", 1, false},
-	{"0", 0, false},
+	{"1", SK_ACKS_LEADER, false},
+	{"0", SK_ACKS_NONE, false},
 	{NULL, 0, false}
 };
 
@@ -112,12 +112,27 @@ static const struct config_enum_entry compression_options[] = {
 };
 
 /*
+ * enum_option_name - the name of the first visible entry of options with
+ * that value, or "unknown" if none has it
+ */
+static const char *
+enum_option_name(const struct config_enum_entry *options, int value)
+{
+	for (const struct config_enum_entry *entry = options; entry->name != NULL; entry++)
+	{
+		if (entry->val == value && !entry->hidden)
+			return entry->name;
+	}
+	return "unknown";
+}
+
+/*
  * settings_compression_name - librdkafka's name for a compression codec
  */
 const char *
-settings_compression_name(int codec)
+settings_compression_name(SkCompression codec)
 {
-	return compression_options[codec].name;
+	return enum_option_name(compression_options, codec);
 }
 
 /*
@@ -130,16 +145,40 @@ settings_mock_mode(void)
 	return sk_brokers == NULL || sk_brokers[0] == '\0';
 }
 
+/*
+ * settings_security_protocol_name - librdkafka's name for a security protocol
+ */
 const char *
-settings_security_protocol_name(int protocol)
+settings_security_protocol_name(SkSecurityProtocol protocol)
 {
-	return security_protocol_options[protocol].name;
+	return enum_option_name(security_protocol_options, protocol);
 }
 
-const char *
-settings_sasl_mechanism_name(int mechanism)
+/*
+ * settings_security_uses_sasl - true if the protocol authenticates with SASL
+ */
+bool
+settings_security_uses_sasl(SkSecurityProtocol protocol)
 {
-	return sasl_mechanism_options[mechanism].name;
+	return protocol == SK_SECURITY_SASL_PLAINTEXT || protocol == SK_SECURITY_SASL_SSL;
+}
+
+/*
+ * settings_security_uses_ssl - true if the protocol encrypts with TLS
+ */
+bool
+settings_security_uses_ssl(SkSecurityProtocol protocol)
+{
+	return protocol == SK_SECURITY_SSL || protocol == SK_SECURITY_SASL_SSL;
+}
+
+/*
+ * settings_sasl_mechanism_name - librdkafka's name for a SASL mechanism
+ */
+const char *
+settings_sasl_mechanism_name(SkSaslMechanism mechanism)
+{
+	return enum_option_name(sasl_mechanism_options, mechanism);
 }
 
 /*
@@ -283,9 +322,9 @@ assign_allowed_topics(const char *newval pg_attribute_unused(), void *extra pg_a
  * settings_overflow_name - the name of an overflow policy
  */
 const char *
-settings_overflow_name(int policy)
+settings_overflow_name(SkOverflow policy)
 {
-	return overflow_options[policy].name;
+	return enum_option_name(overflow_options, policy);
 }
 
 /* a property librdkafka accepts?  checked on a throw-away configuration */
@@ -643,13 +682,13 @@ settings_define(void)
 	DefineCustomEnumVariable("streamkafka.security_protocol",
 							 "How the producer talks to brokers: plaintext, ssl, sasl_plaintext or sasl_ssl.",
 							 NULL,
-							 &sk_security_protocol, 0, security_protocol_options,
+							 &sk_security_protocol, SK_SECURITY_PLAINTEXT, security_protocol_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("streamkafka.sasl_mechanism",
 							 "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
 							 NULL,
-							 &sk_sasl_mechanism, 0, sasl_mechanism_options,
+							 &sk_sasl_mechanism, SK_SASL_PLAIN, sasl_mechanism_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("streamkafka.sasl_username",
