@@ -44,9 +44,9 @@
 
 #include "compat.h"
 #include "health.h"
+#include "kafkaconf.h"
 #include "lag.h"
 #include "metrics.h"
-#include "producer.h"
 #include "prometheus.h"
 #include "settings.h"
 
@@ -146,12 +146,12 @@ monitor_client(bool rebuild)
 	client = NULL;
 	if (!snap.producer_ready || snap.bootstrap[0] == '\0')
 		return NULL;
-	conf = producer_client_conf(snap.bootstrap, errstr, sizeof(errstr));
+	conf = kafkaconf_client(snap.bootstrap, errstr, sizeof(errstr));
 	if (conf != NULL)
 	{
 		rd_kafka_conf_set(conf, "log.queue", "false", NULL, 0);
 		rd_kafka_conf_set(conf, "log_level", "0", NULL, 0);
-		client = producer_new_handle(conf, errstr, sizeof(errstr));
+		client = kafkaconf_new_handle(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	}
 	if (client == NULL)
 		monitor_log_failure(&client_failures, "could not create a Kafka client", errstr);

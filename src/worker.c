@@ -61,6 +61,7 @@
 PGDLLEXPORT void streamkafka_worker_main(Datum main_arg);
 
 static int	wake_pipe[2] = {-1, -1};
+static const SkProducerHandler sender_handler = {sender_poll_begins, sender_on_delivery};
 static TimestampTz last_start_attempt = 0;
 static bool connecting = false; /* inside BackgroundWorkerInitializeConnection */
 static bool database_back = false;	/* streamkafka.database can be connected to again */
@@ -114,7 +115,7 @@ static void
 worker_start_producer(int old_flush_timeout_ms)
 {
 	last_start_attempt = GetCurrentTimestamp();
-	if (producer_start(wake_pipe[1], old_flush_timeout_ms))
+	if (producer_start(wake_pipe[1], old_flush_timeout_ms, &sender_handler))
 		sender_restart(ring_new_producer_generation());
 }
 
