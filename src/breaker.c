@@ -36,6 +36,7 @@
 
 #include "breaker.h"
 #include "settings.h"
+#include "sqlvalue.h"
 #include "streamkafka.h"
 
 #define BREAKER_ERROR_LEN	256
@@ -246,13 +247,6 @@ breaker_tick(bool in_flight)
 	nunlogged = 0;
 }
 
-static Datum
-breaker_timestamp(TimestampTz ts, bool *isnull)
-{
-	*isnull = (ts == 0);
-	return TimestampTzGetDatum(ts);
-}
-
 /*
  * breaker_read - the state, consecutive failures and times opened, for
  * health and Prometheus
@@ -294,7 +288,7 @@ streamkafka_breaker(PG_FUNCTION_ARGS)
 	SpinLockRelease(&sk_breaker->lock);
 
 	values[0] = CStringGetTextDatum(state_names[copy.state]);
-	values[1] = breaker_timestamp(copy.since, &nulls[1]);
+	values[1] = timestamp_or_null(copy.since, &nulls[1]);
 	values[2] = Int32GetDatum(copy.consecutive_failures);
 	values[3] = Int64GetDatum(copy.opened_count);
 	values[4] = CStringGetTextDatum(copy.last_error);

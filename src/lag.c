@@ -37,6 +37,7 @@
 
 #include "compat.h"
 #include "lag.h"
+#include "locks.h"
 #include "parse.h"
 #include "settings.h"
 #include "streamkafka.h"
@@ -94,7 +95,7 @@ lag_shmem_init(void)
 	sk_lag = ShmemInitStruct("streamkafka lag", lag_shmem_size(), &found);
 	if (!found)
 		memset(sk_lag, 0, sizeof(SkLagShared));
-	sk_lag->lock = &(GetNamedLWLockTranche("streamkafka"))[SK_LWLOCK_MONITOR].lock;
+	sk_lag->lock = sk_lwlock(SK_LWLOCK_MONITOR);
 }
 
 /* the topics we publish to (malloc'd names), from the topic statistics */

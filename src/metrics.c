@@ -47,6 +47,7 @@
 #include "metrics.h"
 #include "ring.h"
 #include "settings.h"
+#include "sqlvalue.h"
 #include "streamkafka.h"
 #include "topicstats.h"
 
@@ -413,20 +414,6 @@ metrics_reset(void)
 	sk_metrics->last_error_at = 0;
 	sk_metrics->last_dead_letter_at = 0;
 	SpinLockRelease(&sk_metrics->lock);
-}
-
-static Datum
-timestamp_or_null(TimestampTz ts, bool *isnull)
-{
-	*isnull = (ts == 0);
-	return TimestampTzGetDatum(ts);
-}
-
-static Datum
-ms_or_null(double ms, bool *isnull)
-{
-	*isnull = ms < 0;
-	return Float8GetDatum(ms);
 }
 
 PG_FUNCTION_INFO_V1(streamkafka_stats);

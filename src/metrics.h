@@ -7,18 +7,8 @@
 #define STREAMKAFKA_METRICS_H
 
 #include "datatype/timestamp.h"
-#include "port/atomics.h"
 
-/*
- * worker_counter_add - add to a counter only the worker writes: a plain load
- * and store (no locked instruction); readers still see whole values.  A
- * kafka_stats_reset() racing with it may be undone for that one counter.
- */
-static inline void
-worker_counter_add(pg_atomic_uint64 *counter, uint64 n)
-{
-	pg_atomic_write_u64(counter, pg_atomic_read_u64(counter) + n);
-}
+#include "counter.h"
 
 extern Size metrics_shmem_size(void);
 extern void metrics_shmem_init(void *place, bool recovered, uint64 queue_events);
