@@ -114,8 +114,8 @@ check_queue(HealthChecks *checks, double fill)
 static void
 check_monitor(HealthChecks *checks)
 {
-	int64		lag = monitor_max_lag();
-	int			under = monitor_under_replicated();
+	int64		lag = lag_max_group_lag();
+	int			under = lag_under_replicated();
 	char		text[128];
 
 	if (sk_lag_alert_threshold > 0 && lag > sk_lag_alert_threshold)

@@ -48,6 +48,7 @@
 #include "lag.h"
 #include "metrics.h"
 #include "prometheus.h"
+#include "ratelimit.h"
 #include "settings.h"
 
 #define MONITOR_IDLE_MS			1000
@@ -108,9 +109,8 @@ monitor_log_failure(LogLimit *limit, const char *what, const char *text)
 	TimestampTz now = GetCurrentTimestamp();
 	bool		same = strcmp(limit->last, text) == 0;
 
-	if (limit->logged_at != 0 &&
-		!TimestampDifferenceExceeds(limit->logged_at, now,
-									same ? MONITOR_LOG_REPEAT_MS : MONITOR_LOG_GAP_MS))
+	if (!log_interval_passed(&limit->logged_at, now,
+							 same ? MONITOR_LOG_REPEAT_MS : MONITOR_LOG_GAP_MS))
 	{
 		limit->unlogged++;
 		return;
@@ -122,7 +122,6 @@ monitor_log_failure(LogLimit *limit, const char *what, const char *text)
 	else
 		ereport(LOG, (errmsg("streamkafka monitor %s: %s", what, text)));
 	strlcpy(limit->last, text, sizeof(limit->last));
-	limit->logged_at = now;
 	limit->unlogged = 0;
 }
 

@@ -200,7 +200,7 @@ broker_family(StringInfo out, const SkBrokerSnapshot *snap, const char *name, co
 	}
 }
 
-static double broker_up(const SkBroker *b) { return strcmp(b->state, "UP") == 0 || strcmp(b->state, "UPDATE") == 0; }
+static double broker_up(const SkBroker *b) { return brokers_state_is_up(b->state, strlen(b->state)); }
 static double broker_rtt_avg(const SkBroker *b) { return b->rtt_avg_us / 1e6; }
 static double broker_rtt_p99(const SkBroker *b) { return b->rtt_p99_us / 1e6; }
 static double broker_connects(const SkBroker *b) { return b->connects; }
@@ -244,16 +244,9 @@ prometheus_lag(StringInfo out)
 	family(out, "streamkafka_consumer_group_lag", "gauge", "A group's lag on a topic, summed over partitions.");
 	for (int i = 0; i < snap->nlag; i++)
 	{
-		int64		sum = 0;
-		bool		first = true;
+		bool		first;
+		int64		sum = lag_group_sum(snap, i, &first);
 
-		for (int j = 0; j < snap->nlag; j++)
-			if (strcmp(snap->lag[i].group_id, snap->lag[j].group_id) == 0 &&
-				strcmp(snap->lag[i].topic, snap->lag[j].topic) == 0)
-			{
-				first &= j >= i;
-				sum += snap->lag[j].lag;
-			}
 		if (!first)
 			continue;			/* printed with the group and topic's first row */
 		appendStringInfoString(out, "streamkafka_consumer_group_lag{group=");
@@ -265,15 +258,9 @@ prometheus_lag(StringInfo out)
 	family(out, "streamkafka_topic_under_replicated_partitions", "gauge", "Partitions of the topic with fewer in-sync replicas than replicas.");
 	for (int i = 0; i < snap->npartitions; i++)
 	{
-		int			under = 0;
-		bool		first = true;
+		bool		first;
+		int			under = lag_topic_under_replicated(snap, i, &first);
 
-		for (int j = 0; j < snap->npartitions; j++)
-			if (strcmp(snap->partitions[i].topic, snap->partitions[j].topic) == 0)
-			{
-				first &= j >= i;
-				under += snap->partitions[j].nisr < snap->partitions[j].nreplicas;
-			}
 		if (first)
 			sample1(out, "streamkafka_topic_under_replicated_partitions", "topic",
 					snap->partitions[i].topic, under);

@@ -42,7 +42,6 @@
 #include "streamkafka.h"
 #include "topicstats.h"
 
-#define OVERFLOW_TOPIC		"_other"
 #define TOPIC_ERROR_LEN		128
 
 const double sk_latency_bounds_ms[SK_LATENCY_BUCKETS - 1] = {
@@ -123,7 +122,7 @@ static void
 topicstats_clear(void)
 {
 	for (int i = 0; i < sk_topics->nslots; i++)
-		slot_init(&sk_topics->slots[i], i == sk_topics->nslots - 1 ? OVERFLOW_TOPIC : "");
+		slot_init(&sk_topics->slots[i], i == sk_topics->nslots - 1 ? SK_OVERFLOW_TOPIC : "");
 	sk_topics->used = 0;
 	latency_init(&sk_topics->total);
 }

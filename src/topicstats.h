@@ -11,6 +11,9 @@
 #include "lib/stringinfo.h"
 #include "port/atomics.h"
 
+/* the row that counts the topics beyond streamkafka.max_topics */
+#define SK_OVERFLOW_TOPIC	"_other"
+
 #define SK_LATENCY_BUCKETS	16	/* 15 upper bounds and +Inf */
 
 extern const double sk_latency_bounds_ms[SK_LATENCY_BUCKETS - 1];
