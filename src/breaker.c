@@ -237,7 +237,8 @@ breaker_tick(bool in_flight)
 			ereport(LOG,
 					(errmsg("streamkafka circuit breaker is open: events wait in the queue"),
 					 errdetail("Last failure: %s.", why),
-					 errhint("One probe event is sent after streamkafka.breaker_recovery_timeout_ms (%d ms).",
+					 errhint("One probe event is sent after "
+							 "streamkafka.breaker_recovery_timeout_ms (%d ms).",
 							 sk_breaker_recovery_timeout_ms)));
 		else
 			ereport(LOG, (errmsg("streamkafka circuit breaker is %s",

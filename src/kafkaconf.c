@@ -104,7 +104,8 @@ settings_pairs(ConfPair *pairs)
 			pairs[n].name = "ssl.key.password";
 			secret_value(sk_ssl_key_password, pairs[n++].value, sizeof(pairs[0].value));
 		}
-		CONF("ssl.endpoint.identification.algorithm", "%s", sk_ssl_verify_hostname ? "https" : "none");
+		CONF("ssl.endpoint.identification.algorithm", "%s",
+			 sk_ssl_verify_hostname ? "https" : "none");
 	}
 #undef CONF
 	return n;
@@ -229,11 +230,13 @@ kafkaconf_client(const char *bootstrap, char *errstr, size_t errlen)
 			strcmp(pairs[i].name, "statistics.interval.ms") == 0 ||
 			strcmp(pairs[i].name, "bootstrap.servers") == 0)
 			continue;
-		ok = rd_kafka_conf_set(conf, pairs[i].name, pairs[i].value, errstr, errlen) == RD_KAFKA_CONF_OK;
+		ok = rd_kafka_conf_set(conf, pairs[i].name, pairs[i].value,
+							   errstr, errlen) == RD_KAFKA_CONF_OK;
 	}
 	free_option_names(pairs, first_option, n);
 	if (ok)
-		ok = rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, errlen) == RD_KAFKA_CONF_OK;
+		ok = rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap,
+							   errstr, errlen) == RD_KAFKA_CONF_OK;
 	if (!ok)
 	{
 		rd_kafka_conf_destroy(conf);

@@ -461,7 +461,6 @@ streamkafka_stats(PG_FUNCTION_ARGS)
 	values[10] = CStringGetTextDatum(snap.last_error);
 	nulls[10] = snap.last_error[0] == '\0';
 	values[11] = timestamp_or_null(snap.last_error_at, &nulls[11]);
-	/* 0.2.0 */
 	values[12] = Int64GetDatum(snap.dead_lettered);
 	values[13] = Int64GetDatum(snap.retried);
 	values[14] = Int64GetDatum(snap.sent);

@@ -13,13 +13,13 @@
 extern Size metrics_shmem_size(void);
 extern void metrics_shmem_init(void *place, bool recovered, uint64 queue_events);
 
-/* backends */
+/* any process (atomic additions) */
 extern void metrics_count_queued(uint32 nevents);
 extern void metrics_count_rejected(uint32 nevents);
 extern void metrics_count_dropped(uint64 nevents);
-extern void metrics_count_retried(uint32 nevents);
 
-/* the worker */
+/* the worker only (worker_counter_add: another writer would lose counts) */
+extern void metrics_count_retried(uint32 nevents);
 extern void metrics_count_sent(void);
 extern void metrics_count_delivered(uint64 bytes);
 extern void metrics_count_failed(const char *error);

@@ -92,7 +92,8 @@ log_record(const char *fmt,...)
 }
 
 static void
-on_log(const rd_kafka_t *handle pg_attribute_unused(), int level pg_attribute_unused(), const char *facility, const char *message)
+on_log(const rd_kafka_t *handle pg_attribute_unused(), int level pg_attribute_unused(),
+	   const char *facility, const char *message)
 {
 	log_record("librdkafka %s: %s", facility, message);
 }
@@ -184,8 +185,10 @@ producer_start(int wake_fd, int old_flush_timeout_ms, const SkProducerHandler *e
 	{
 		ereport(LOG,
 				(errmsg("streamkafka worker could not create a Kafka producer: %s", errstr),
-				 errhint(rk ? "The previous producer keeps running with the previous settings; fix the streamkafka.* settings and reload."
-						 : "Fix the streamkafka.* settings and reload; events wait in the queue.")));
+				 rk ? errhint("The previous producer keeps running with the previous "
+							  "settings; fix the streamkafka.* settings and reload.")
+				 : errhint("Fix the streamkafka.* settings and reload; "
+						   "events wait in the queue.")));
 		metrics_note_error(errstr);
 		strlcpy(failed_fingerprint, fingerprint, sizeof(failed_fingerprint));
 		if (rk == NULL)

@@ -264,35 +264,35 @@ settings_topic_allowed(const char *topic, int len)
 	return parse_topic_allowed(sk_allowed_topics, topic, len);
 }
 
-/* a W3C trace context: 2 hex - 32 hex - 16 hex - 2 hex, or empty */
+/* traceparent_well_formed - a W3C trace context: 2 hex - 32 hex - 16 hex - 2 hex */
 static bool
-check_traceparent(char **newval, void **extra pg_attribute_unused(),
-				  GucSource source pg_attribute_unused())
+traceparent_well_formed(const char *p)
 {
 	static const int field_len[] = {2, 32, 16, 2};
-	const char *p = *newval;
 
-	if (p == NULL || *p == '\0')
-		return true;
 	for (int f = 0; f < 4; f++)
 	{
 		for (int i = 0; i < field_len[f]; i++, p++)
 			if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			{
-				GUC_check_errdetail("A traceparent is version-traceid-parentid-flags in lower-case hex, "
-									"e.g. 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01.");
 				return false;
-			}
 		if (*p != (f < 3 ? '-' : '\0'))
-		{
-			GUC_check_errdetail("A traceparent is version-traceid-parentid-flags in lower-case hex, "
-								"e.g. 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01.");
 			return false;
-		}
 		if (f < 3)
 			p++;
 	}
 	return true;
+}
+
+/* check_traceparent - a W3C trace context, or empty */
+static bool
+check_traceparent(char **newval, void **extra pg_attribute_unused(),
+				  GucSource source pg_attribute_unused())
+{
+	if (*newval == NULL || **newval == '\0' || traceparent_well_formed(*newval))
+		return true;
+	GUC_check_errdetail("A traceparent is version-traceid-parentid-flags in lower-case hex, "
+						"e.g. 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01.");
+	return false;
 }
 
 static bool
@@ -305,7 +305,8 @@ check_allowed_topics(char **newval, void **extra pg_attribute_unused(),
 			  (*c >= '0' && *c <= '9') || strchr("._-*?, ", *c)))
 		{
 			GUC_check_errdetail("\"%c\" cannot be part of a topic pattern.", *c);
-			GUC_check_errhint("List topic patterns separated by commas; * matches any run of characters, ? one.");
+			GUC_check_errhint("List topic patterns separated by commas; "
+							  "* matches any run of characters, ? one.");
 			return false;
 		}
 	}
@@ -533,7 +534,8 @@ settings_define(void)
 							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.staging_size",
-							"Shared memory lent to large transactions for their events until they commit.",
+							"Shared memory lent to large transactions for their "
+							"events until they commit.",
 							"Touched once at server start, in 2MB chunks; a transaction that finds "
 							"none free uses its own memory.  0 turns the pool off.",
 							&sk_staging_size_kb, 64 * 1024, 0, INT_MAX / 2,
@@ -546,7 +548,8 @@ settings_define(void)
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("streamkafka.enable_idempotence",
-							 "Use the idempotent producer (no duplicates from retries, order kept).",
+							 "Use the idempotent producer "
+							 "(no duplicates from retries, order kept).",
 							 NULL,
 							 &sk_enable_idempotence, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
@@ -570,7 +573,8 @@ settings_define(void)
 							   PGC_SIGHUP, 0, check_client_id, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.message_timeout_ms",
-							"How long the producer retries one event before it becomes a dead letter (0 = forever).",
+							"How long the producer retries one event before it becomes a "
+							"dead letter (0 = forever).",
 							NULL,
 							&sk_message_timeout_ms, 300000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
@@ -583,31 +587,36 @@ settings_define(void)
 
 	DefineCustomIntVariable("streamkafka.breaker_failure_threshold",
 							"Consecutive failures after which the circuit breaker opens.",
-							"Failures: a delivery error, a statistics report with every broker down, "
+							"Failures: a delivery error, "
+							"a statistics report with every broker down, "
 							"all brokers down, authentication or name resolution errors.",
 							&sk_breaker_failure_threshold, 5, 1, 1000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.breaker_recovery_timeout_ms",
-							"How long the circuit breaker stays open before it sends one probe event.",
+							"How long the circuit breaker stays open before "
+							"it sends one probe event.",
 							"A probe not acknowledged within this time counts as failed.",
 							&sk_breaker_recovery_timeout_ms, 10000, 100, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.max_topics",
-							"Topics counted one by one in kafka_topic_stats; further topics share one row.",
+							"Topics counted one by one in kafka_topic_stats; "
+							"further topics share one row.",
 							NULL,
 							&sk_max_topics, 100, 1, 10000,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("streamkafka.database",
-							   "Database the worker connects to, to write dead letters into its kafka_dead_letters table.",
+							   "Database the worker connects to, to write dead letters into its "
+							   "kafka_dead_letters table.",
 							   "Create the extension in that database.",
 							   &sk_database, "postgres",
 							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.batch_size",
-							"Largest batch of messages the producer sends to one partition (librdkafka batch.size).",
+							"Largest batch of messages the producer sends to one partition "
+							"(librdkafka batch.size).",
 							NULL,
 							&sk_batch_size, 1000000, 1, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
@@ -619,7 +628,8 @@ settings_define(void)
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.message_max_bytes",
-							"Largest event (key, value and headers) kafka_publish accepts (librdkafka message.max.bytes).",
+							"Largest event (key, value and headers) kafka_publish accepts "
+							"(librdkafka message.max.bytes).",
 							"Keep it at or below the broker's and the topic's max.message.bytes.",
 							&sk_message_max_bytes, 1000000, 1000, 1000000000,
 							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
@@ -631,7 +641,8 @@ settings_define(void)
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.retries",
-							"How often the producer retries sending a batch (within message_timeout_ms).",
+							"How often the producer retries sending a batch "
+							"(within message_timeout_ms).",
 							NULL,
 							&sk_retries, INT_MAX, 0, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
@@ -662,7 +673,8 @@ settings_define(void)
 							   assign_rdkafka_options, NULL);
 
 	DefineCustomEnumVariable("streamkafka.overflow",
-							 "What happens when the queue is full: error, block, drop_newest or drop_oldest.",
+							 "What happens when the queue is full: error, block, "
+							 "drop_newest or drop_oldest.",
 							 NULL,
 							 &sk_overflow, SK_OVERFLOW_ERROR, overflow_options,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
@@ -674,15 +686,18 @@ settings_define(void)
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.enqueue_timeout_ms",
-							"How long a session waits for queue space (overflow = block or drop_oldest).",
+							"How long a session waits for queue space "
+							"(overflow = block or drop_oldest).",
 							NULL,
 							&sk_enqueue_timeout_ms, 1000, 0, 3600000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("streamkafka.security_protocol",
-							 "How the producer talks to brokers: plaintext, ssl, sasl_plaintext or sasl_ssl.",
+							 "How the producer talks to brokers: plaintext, ssl, "
+							 "sasl_plaintext or sasl_ssl.",
 							 NULL,
-							 &sk_security_protocol, SK_SECURITY_PLAINTEXT, security_protocol_options,
+							 &sk_security_protocol, SK_SECURITY_PLAINTEXT,
+							 security_protocol_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("streamkafka.sasl_mechanism",
@@ -699,7 +714,8 @@ settings_define(void)
 
 	DefineCustomStringVariable("streamkafka.sasl_password",
 							   "SASL password (shown as ********).",
-							   "\"file:PATH\" reads it from the first line of a file, so that it never appears in the log.",
+							   "\"file:PATH\" reads it from the first line of a file, "
+							   "so that it never appears in the log.",
 							   &guc_sasl_password, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   check_secret, assign_sasl_password, NULL);
@@ -724,7 +740,8 @@ settings_define(void)
 
 	DefineCustomStringVariable("streamkafka.ssl_key_password",
 							   "Password of the client private key (shown as ********).",
-							   "\"file:PATH\" reads it from the first line of a file, so that it never appears in the log.",
+							   "\"file:PATH\" reads it from the first line of a file, "
+							   "so that it never appears in the log.",
 							   &guc_ssl_key_password, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   check_secret, assign_ssl_key_password, NULL);
@@ -736,31 +753,37 @@ settings_define(void)
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("streamkafka.allowed_topics",
-							   "Topic patterns events may go to (comma separated, * and ?); empty: any.",
+							   "Topic patterns events may go to "
+							   "(comma separated, * and ?); empty: any.",
 							   "Publishing to any other topic fails with SQLSTATE 42501.",
 							   &sk_allowed_topics, "",
 							   PGC_SUSET, 0, check_allowed_topics, assign_allowed_topics, NULL);
 
 	DefineCustomStringVariable("streamkafka.lag_groups",
-							   "Consumer groups whose lag the monitor worker reads: a comma-separated list, '*' for every group with offsets on our topics, or empty for none.",
+							   "Consumer groups whose lag the monitor worker reads: "
+							   "a comma-separated list, '*' for every group with offsets on our "
+							   "topics, or empty for none.",
 							   NULL,
 							   &sk_lag_groups, "",
 							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.lag_interval_ms",
-							"How often the monitor worker refreshes consumer lag and topic metadata (0: never).",
+							"How often the monitor worker refreshes consumer lag and "
+							"topic metadata (0: never).",
 							NULL,
 							&sk_lag_interval_ms, 30000, 0, 86400000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.lag_alert_threshold",
-							"Lag (messages, of one group on one topic) above which kafka_health() says degraded (0: no check).",
+							"Lag (messages, of one group on one topic) above which kafka_health() "
+							"says degraded (0: no check).",
 							NULL,
 							&sk_lag_alert_threshold, 10000, 0, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.http_port",
-							"TCP port on which the monitor worker serves /metrics and /health (0: off).",
+							"TCP port on which the monitor worker serves "
+							"/metrics and /health (0: off).",
 							NULL,
 							&sk_http_port, 0, 0, 65535,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
@@ -772,8 +795,10 @@ settings_define(void)
 							   PGC_SIGHUP, 0, check_http_listen_address, NULL, NULL);
 
 	DefineCustomStringVariable("streamkafka.traceparent",
-							   "W3C trace context added as a traceparent header to the events this session publishes.",
-							   "Set it from the application's current span, e.g. SET LOCAL streamkafka.traceparent = '00-...-...-01'.",
+							   "W3C trace context added as a traceparent header to the "
+							   "events this session publishes.",
+							   "Set it from the application's current span, e.g. "
+							   "SET LOCAL streamkafka.traceparent = '00-...-...-01'.",
 							   &sk_traceparent, "",
 							   PGC_USERSET, 0, check_traceparent, NULL, NULL);
 
