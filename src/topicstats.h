@@ -55,7 +55,7 @@ extern void topicstats_total_latency(SkLatencyCopy *copy);
 extern double topicstats_percentile_ms(const SkLatencyCopy *copy, double q);
 extern void topicstats_reset(void);
 
-/* for Prometheus: one callback per tracked topic */
+/* readers (Prometheus, the lag refresh): a palloc'd copy of every row shown */
 typedef struct SkTopicRow
 {
 	char		topic[256];
