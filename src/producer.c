@@ -32,8 +32,8 @@
 
 #include "breaker.h"
 #include "brokers.h"
-#include "metrics.h"
 #include "kafkaconf.h"
+#include "metrics.h"
 #include "mockfault.h"
 #include "producer.h"
 #include "rdstats.h"
