@@ -5,6 +5,7 @@ MODULE_big = streamkafka
 OBJS = \
 	src/streamkafka.o \
 	src/settings.o \
+	src/kafkaconf.o \
 	src/ring.o \
 	src/shmem.o \
 	src/event.o \

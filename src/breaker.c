@@ -36,6 +36,7 @@
 
 #include "breaker.h"
 #include "settings.h"
+#include "sqlvalue.h"
 #include "streamkafka.h"
 
 #define BREAKER_ERROR_LEN	256
@@ -59,7 +60,6 @@ static TimestampTz probe_sent_at = 0;
 static SkBreakerState unlogged[BREAKER_LOG_MAX];
 static int	nunlogged = 0;
 
-static const char *const state_names[] = {"closed", "open", "half_open"};
 
 /* when an open breaker sends its probe (with the current setting) */
 static TimestampTz
@@ -236,7 +236,8 @@ breaker_tick(bool in_flight)
 			ereport(LOG,
 					(errmsg("streamkafka circuit breaker is open: events wait in the queue"),
 					 errdetail("Last failure: %s.", why),
-					 errhint("One probe event is sent after streamkafka.breaker_recovery_timeout_ms (%d ms).",
+					 errhint("One probe event is sent after "
+							 "streamkafka.breaker_recovery_timeout_ms (%d ms).",
 							 sk_breaker_recovery_timeout_ms)));
 		else
 			ereport(LOG, (errmsg("streamkafka circuit breaker is %s",
@@ -244,13 +245,6 @@ breaker_tick(bool in_flight)
 								 : "half open: sending one probe event")));
 	}
 	nunlogged = 0;
-}
-
-static Datum
-breaker_timestamp(TimestampTz ts, bool *isnull)
-{
-	*isnull = (ts == 0);
-	return TimestampTzGetDatum(ts);
 }
 
 /*
@@ -267,10 +261,23 @@ breaker_read(SkBreakerState *state, int *failures, uint64 *opened)
 	SpinLockRelease(&sk_breaker->lock);
 }
 
+/*
+ * breaker_state_name - the name kafka_breaker and Prometheus show for a state
+ * ("unknown" for a value no state has: the state lives in shared memory)
+ */
 const char *
 breaker_state_name(SkBreakerState state)
 {
-	return state_names[state];
+	switch (state)
+	{
+		case SK_BREAKER_CLOSED:
+			return "closed";
+		case SK_BREAKER_OPEN:
+			return "open";
+		case SK_BREAKER_HALF_OPEN:
+			return "half_open";
+	}
+	return "unknown";
 }
 
 PG_FUNCTION_INFO_V1(streamkafka_breaker);
@@ -293,8 +300,8 @@ streamkafka_breaker(PG_FUNCTION_ARGS)
 	memcpy(&copy, sk_breaker, sizeof(copy));
 	SpinLockRelease(&sk_breaker->lock);
 
-	values[0] = CStringGetTextDatum(state_names[copy.state]);
-	values[1] = breaker_timestamp(copy.since, &nulls[1]);
+	values[0] = CStringGetTextDatum(breaker_state_name(copy.state));
+	values[1] = timestamp_or_null(copy.since, &nulls[1]);
 	values[2] = Int32GetDatum(copy.consecutive_failures);
 	values[3] = Int64GetDatum(copy.opened_count);
 	values[4] = CStringGetTextDatum(copy.last_error);

@@ -21,6 +21,8 @@
 
 #include "brokers.h"
 #include "compat.h"
+#include "locks.h"
+#include "sqlvalue.h"
 #include "streamkafka.h"
 
 typedef struct SkBrokers
@@ -55,7 +57,7 @@ brokers_shmem_init(void)
 	sk_brokers_shared = ShmemInitStruct("streamkafka brokers", brokers_shmem_size(), &found);
 	if (!found)
 		memset(sk_brokers_shared, 0, sizeof(SkBrokers));
-	sk_brokers_shared->lock = &(GetNamedLWLockTranche("streamkafka"))[SK_LWLOCK_BROKERS].lock;
+	sk_brokers_shared->lock = sk_lwlock(SK_LWLOCK_BROKERS);
 }
 
 /*
@@ -160,8 +162,7 @@ streamkafka_brokers(PG_FUNCTION_ARGS)
 		values[7] = Int64GetDatum(b->disconnects);
 		values[8] = CStringGetTextDatum(b->last_error);
 		nulls[8] = b->last_error[0] == '\0';
-		values[9] = TimestampTzGetDatum(b->last_error_at);
-		nulls[9] = b->last_error_at == 0;
+		values[9] = timestamp_or_null(b->last_error_at, &nulls[9]);
 		values[10] = TimestampTzGetDatum(snap->seen_at);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

@@ -26,6 +26,17 @@ typedef struct SkBroker
 	TimestampTz last_error_at;
 } SkBroker;
 
+/*
+ * brokers_state_is_up - true for librdkafka's broker states of a usable
+ * connection ("UP", "UPDATE"); state need not be NUL-terminated
+ */
+static inline bool
+brokers_state_is_up(const char *state, int len)
+{
+	return (len == 2 && memcmp(state, "UP", 2) == 0) ||
+		(len == 6 && memcmp(state, "UPDATE", 6) == 0);
+}
+
 typedef struct SkBrokerSnapshot
 {
 	int			count;

@@ -40,7 +40,21 @@
 
 #define RECENT_DEAD_LETTER_MS	(15 * 60 * 1000)
 
-static const char *const status_names[] = {"healthy", "degraded", "unhealthy"};
+/* health_status_name - the name kafka_health() gives a status */
+static const char *
+health_status_name(SkHealthStatus status)
+{
+	switch (status)
+	{
+		case SK_HEALTHY:
+			return "healthy";
+		case SK_DEGRADED:
+			return "degraded";
+		case SK_UNHEALTHY:
+			return "unhealthy";
+	}
+	return "unknown";
+}
 
 typedef struct HealthChecks
 {
@@ -114,8 +128,8 @@ check_queue(HealthChecks *checks, double fill)
 static void
 check_monitor(HealthChecks *checks)
 {
-	int64		lag = monitor_max_lag();
-	int			under = monitor_under_replicated();
+	int64		lag = lag_max_group_lag();
+	int			under = lag_under_replicated();
 	char		text[128];
 
 	if (sk_lag_alert_threshold > 0 && lag > sk_lag_alert_threshold)
@@ -289,7 +303,7 @@ health_report(StringInfo json)
 	appendStringInfoChar(&checks.json, '}');
 
 	appendStringInfoChar(json, '{');
-	json_string(json, "status", status_names[checks.status]);
+	json_string(json, "status", health_status_name(checks.status));
 	appendStringInfo(json, "\"checks\": %s, ", checks.json.data);
 	json_string(json, "mode", snap.mock_mode ? "mock" : "brokers");
 	json_string(json, "bootstrap_servers", snap.bootstrap);

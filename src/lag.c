@@ -37,6 +37,7 @@
 
 #include "compat.h"
 #include "lag.h"
+#include "locks.h"
 #include "parse.h"
 #include "settings.h"
 #include "streamkafka.h"
@@ -94,7 +95,7 @@ lag_shmem_init(void)
 	sk_lag = ShmemInitStruct("streamkafka lag", lag_shmem_size(), &found);
 	if (!found)
 		memset(sk_lag, 0, sizeof(SkLagShared));
-	sk_lag->lock = &(GetNamedLWLockTranche("streamkafka"))[SK_LWLOCK_MONITOR].lock;
+	sk_lag->lock = sk_lwlock(SK_LWLOCK_MONITOR);
 }
 
 /* the topics we publish to (malloc'd names), from the topic statistics */
@@ -109,7 +110,7 @@ lag_our_topics(char ***names)
 	if (*names == NULL)
 		return 0;
 	for (int i = 0; i < n; i++)
-		if (strcmp(rows[i].topic, "_other") != 0 &&
+		if (strcmp(rows[i].topic, SK_OVERFLOW_TOPIC) != 0 &&
 			((*names)[kept] = strdup(rows[i].topic)) != NULL)
 			kept++;
 	return kept;
@@ -422,32 +423,70 @@ lag_read_group(LagJob *job, const char *group)
 	rd_kafka_queue_destroy(queue);
 }
 
-/* the largest lag of a group on a topic (summed over partitions) */
+/*
+ * lag_group_sum - the lag of row i's group on row i's topic, summed over the
+ * topic's partitions; *first is false if an earlier row has the same group
+ * and topic.  Plain C (the refresh thread calls it).
+ */
+int64
+lag_group_sum(const SkLagSnapshot *snap, int i, bool *first)
+{
+	int64		sum = 0;
+
+	*first = true;
+	for (int j = 0; j < snap->nlag; j++)
+	{
+		if (strcmp(snap->lag[i].group_id, snap->lag[j].group_id) == 0 &&
+			strcmp(snap->lag[i].topic, snap->lag[j].topic) == 0)
+		{
+			*first &= j >= i;
+			sum += snap->lag[j].lag;
+		}
+	}
+	return sum;
+}
+
+/*
+ * lag_topic_under_replicated - how many partitions of row i's topic are
+ * under-replicated; *first is false if an earlier row has the same topic
+ */
+int
+lag_topic_under_replicated(const SkLagSnapshot *snap, int i, bool *first)
+{
+	int			under = 0;
+
+	*first = true;
+	for (int j = 0; j < snap->npartitions; j++)
+	{
+		if (strcmp(snap->partitions[i].topic, snap->partitions[j].topic) == 0)
+		{
+			*first &= j >= i;
+			under += lag_partition_under_replicated(&snap->partitions[j]);
+		}
+	}
+	return under;
+}
+
+/* snapshot_max_group_lag - the largest lag of a group on a topic */
 static int64
-lag_max_group_lag(const SkLagSnapshot *snap)
+snapshot_max_group_lag(const SkLagSnapshot *snap)
 {
 	int64		most = 0;
+	bool		first;
 
 	for (int i = 0; i < snap->nlag; i++)
-	{
-		int64		sum = 0;
-
-		for (int j = 0; j < snap->nlag; j++)
-			if (strcmp(snap->lag[i].group_id, snap->lag[j].group_id) == 0 &&
-				strcmp(snap->lag[i].topic, snap->lag[j].topic) == 0)
-				sum += snap->lag[j].lag;
-		most = Max(most, sum);
-	}
+		most = Max(most, lag_group_sum(snap, i, &first));
 	return most;
 }
 
+/* snapshot_under_replicated - how many partitions are under-replicated */
 static int
-lag_under_replicated(const SkLagSnapshot *snap)
+snapshot_under_replicated(const SkLagSnapshot *snap)
 {
 	int			under = 0;
 
 	for (int i = 0; i < snap->npartitions; i++)
-		under += snap->partitions[i].nisr < snap->partitions[i].nreplicas;
+		under += lag_partition_under_replicated(&snap->partitions[i]);
 	return under;
 }
 
@@ -469,8 +508,8 @@ lag_thread_main(void *arg)
 		for (int g = 0; g < job->ngroups; g++)
 			lag_read_group(job, job->groups[g]);
 	}
-	job->snap->max_group_lag = lag_max_group_lag(job->snap);
-	job->snap->under_replicated = lag_under_replicated(job->snap);
+	job->snap->max_group_lag = snapshot_max_group_lag(job->snap);
+	job->snap->under_replicated = snapshot_under_replicated(job->snap);
 	while (write(lag_done_pipe[1], &done, 1) < 0 && errno == EINTR)
 		;
 	return NULL;
@@ -642,8 +681,9 @@ lag_snapshot(void)
 	return copy;
 }
 
+/* lag_max_group_lag - the largest lag of a group on a topic, last refreshed */
 int64
-monitor_max_lag(void)
+lag_max_group_lag(void)
 {
 	int64		lag;
 
@@ -653,8 +693,9 @@ monitor_max_lag(void)
 	return lag;
 }
 
+/* lag_under_replicated - under-replicated partitions, last refreshed */
 int
-monitor_under_replicated(void)
+lag_under_replicated(void)
 {
 	int			under;
 
@@ -732,7 +773,7 @@ streamkafka_topics(PG_FUNCTION_ARGS)
 		nulls[2] = r->leader < 0;
 		values[3] = int4_array(r->replicas, r->nreplicas);
 		values[4] = int4_array(r->isr, r->nisr);
-		values[5] = BoolGetDatum(r->nisr < r->nreplicas);
+		values[5] = BoolGetDatum(lag_partition_under_replicated(r));
 		values[6] = TimestampTzGetDatum(snap->refreshed_at);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

@@ -36,6 +36,13 @@ typedef struct SkPartitionRow
 	int32		isr[SK_MAX_REPLICAS];
 } SkPartitionRow;
 
+/* lag_partition_under_replicated - fewer in-sync replicas than replicas */
+static inline bool
+lag_partition_under_replicated(const SkPartitionRow *partition)
+{
+	return partition->nisr < partition->nreplicas;
+}
+
 typedef struct SkLagSnapshot
 {
 	TimestampTz refreshed_at;
@@ -61,7 +68,9 @@ extern void lag_refresh_cancel(void);
 
 /* readers */
 extern SkLagSnapshot *lag_snapshot(void);
-extern int64 monitor_max_lag(void);
-extern int	monitor_under_replicated(void);
+extern int64 lag_max_group_lag(void);
+extern int	lag_under_replicated(void);
+extern int64 lag_group_sum(const SkLagSnapshot *snap, int i, bool *first);
+extern int	lag_topic_under_replicated(const SkLagSnapshot *snap, int i, bool *first);
 
 #endif							/* STREAMKAFKA_LAG_H */

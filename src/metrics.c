@@ -47,6 +47,7 @@
 #include "metrics.h"
 #include "ring.h"
 #include "settings.h"
+#include "sqlvalue.h"
 #include "streamkafka.h"
 #include "topicstats.h"
 
@@ -415,20 +416,6 @@ metrics_reset(void)
 	SpinLockRelease(&sk_metrics->lock);
 }
 
-static Datum
-timestamp_or_null(TimestampTz ts, bool *isnull)
-{
-	*isnull = (ts == 0);
-	return TimestampTzGetDatum(ts);
-}
-
-static Datum
-ms_or_null(double ms, bool *isnull)
-{
-	*isnull = ms < 0;
-	return Float8GetDatum(ms);
-}
-
 PG_FUNCTION_INFO_V1(streamkafka_stats);
 
 /*
@@ -474,7 +461,6 @@ streamkafka_stats(PG_FUNCTION_ARGS)
 	values[10] = CStringGetTextDatum(snap.last_error);
 	nulls[10] = snap.last_error[0] == '\0';
 	values[11] = timestamp_or_null(snap.last_error_at, &nulls[11]);
-	/* 0.2.0 */
 	values[12] = Int64GetDatum(snap.dead_lettered);
 	values[13] = Int64GetDatum(snap.retried);
 	values[14] = Int64GetDatum(snap.sent);

@@ -7,29 +7,19 @@
 #define STREAMKAFKA_METRICS_H
 
 #include "datatype/timestamp.h"
-#include "port/atomics.h"
 
-/*
- * worker_counter_add - add to a counter only the worker writes: a plain load
- * and store (no locked instruction); readers still see whole values.  A
- * kafka_stats_reset() racing with it may be undone for that one counter.
- */
-static inline void
-worker_counter_add(pg_atomic_uint64 *counter, uint64 n)
-{
-	pg_atomic_write_u64(counter, pg_atomic_read_u64(counter) + n);
-}
+#include "counter.h"
 
 extern Size metrics_shmem_size(void);
 extern void metrics_shmem_init(void *place, bool recovered, uint64 queue_events);
 
-/* backends */
+/* any process (atomic additions) */
 extern void metrics_count_queued(uint32 nevents);
 extern void metrics_count_rejected(uint32 nevents);
 extern void metrics_count_dropped(uint64 nevents);
-extern void metrics_count_retried(uint32 nevents);
 
-/* the worker */
+/* the worker only (worker_counter_add: another writer would lose counts) */
+extern void metrics_count_retried(uint32 nevents);
 extern void metrics_count_sent(void);
 extern void metrics_count_delivered(uint64 bytes);
 extern void metrics_count_failed(const char *error);

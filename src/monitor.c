@@ -44,10 +44,11 @@
 
 #include "compat.h"
 #include "health.h"
+#include "kafkaconf.h"
 #include "lag.h"
 #include "metrics.h"
-#include "producer.h"
 #include "prometheus.h"
+#include "ratelimit.h"
 #include "settings.h"
 
 #define MONITOR_IDLE_MS			1000
@@ -108,9 +109,8 @@ monitor_log_failure(LogLimit *limit, const char *what, const char *text)
 	TimestampTz now = GetCurrentTimestamp();
 	bool		same = strcmp(limit->last, text) == 0;
 
-	if (limit->logged_at != 0 &&
-		!TimestampDifferenceExceeds(limit->logged_at, now,
-									same ? MONITOR_LOG_REPEAT_MS : MONITOR_LOG_GAP_MS))
+	if (!log_interval_passed(&limit->logged_at, now,
+							 same ? MONITOR_LOG_REPEAT_MS : MONITOR_LOG_GAP_MS))
 	{
 		limit->unlogged++;
 		return;
@@ -122,7 +122,6 @@ monitor_log_failure(LogLimit *limit, const char *what, const char *text)
 	else
 		ereport(LOG, (errmsg("streamkafka monitor %s: %s", what, text)));
 	strlcpy(limit->last, text, sizeof(limit->last));
-	limit->logged_at = now;
 	limit->unlogged = 0;
 }
 
@@ -146,12 +145,12 @@ monitor_client(bool rebuild)
 	client = NULL;
 	if (!snap.producer_ready || snap.bootstrap[0] == '\0')
 		return NULL;
-	conf = producer_client_conf(snap.bootstrap, errstr, sizeof(errstr));
+	conf = kafkaconf_client(snap.bootstrap, errstr, sizeof(errstr));
 	if (conf != NULL)
 	{
 		rd_kafka_conf_set(conf, "log.queue", "false", NULL, 0);
 		rd_kafka_conf_set(conf, "log_level", "0", NULL, 0);
-		client = producer_new_handle(conf, errstr, sizeof(errstr));
+		client = kafkaconf_new_handle(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	}
 	if (client == NULL)
 		monitor_log_failure(&client_failures, "could not create a Kafka client", errstr);

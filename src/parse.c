@@ -119,7 +119,8 @@ parse_rdkafka_options(const char *options, ParseOptionCallback callback,
 			if (strcmp(name, reserved_properties[i]) == 0)
 			{
 				snprintf(error, errlen,
-						 "\"%s\" is set by streamkafka itself; use the matching streamkafka.* setting.",
+						 "\"%s\" is set by streamkafka itself; "
+						 "use the matching streamkafka.* setting.",
 						 name);
 				ok = false;
 				break;

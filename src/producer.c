@@ -1,7 +1,9 @@
 /*
  * producer.c
- *		The worker's librdkafka producer: built from the streamkafka.* settings,
- *		fed one event at a time by sender.c, served by producer_poll().
+ *		The worker's librdkafka producer: built from the streamkafka.* settings
+ *		(kafkaconf.c), fed one event at a time by sender.c, served by
+ *		producer_poll(), which hands delivery reports to the SkProducerHandler
+ *		given to producer_start() (sender.c's).
  *
  * Thread rules (librdkafka runs its own threads inside the worker process,
  * and PostgreSQL code is not thread-safe):
@@ -21,9 +23,6 @@
  */
 #include "postgres.h"
 
-#include <signal.h>
-#include <pthread.h>
-
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
@@ -33,24 +32,16 @@
 
 #include "breaker.h"
 #include "brokers.h"
+#include "kafkaconf.h"
 #include "metrics.h"
 #include "mockfault.h"
-#include "parse.h"
 #include "producer.h"
 #include "rdstats.h"
-#include "sender.h"
 #include "settings.h"
 #include "topicstats.h"
 
 #define PRODUCER_LOG_LINES	64
 #define PRODUCER_LOG_LEN	512
-#define PRODUCER_MAX_CONF	64
-
-typedef struct ConfPair
-{
-	const char *name;
-	char		value[1024];
-} ConfPair;
 
 typedef struct TopicEntry
 {
@@ -65,6 +56,7 @@ static TopicEntry *last_topic = NULL;
 static char config_fingerprint[16384];	/* settings the producer was built from */
 static char failed_fingerprint[16384];	/* settings last rejected by librdkafka */
 static bool fatal_error = false;
+static const SkProducerHandler *handler = NULL;	/* given to producer_start */
 
 /*
  * The last error that said why brokers cannot be used (authentication, TLS,
@@ -100,7 +92,8 @@ log_record(const char *fmt,...)
 }
 
 static void
-on_log(const rd_kafka_t *handle pg_attribute_unused(), int level pg_attribute_unused(), const char *facility, const char *message)
+on_log(const rd_kafka_t *handle pg_attribute_unused(), int level pg_attribute_unused(),
+	   const char *facility, const char *message)
 {
 	log_record("librdkafka %s: %s", facility, message);
 }
@@ -144,176 +137,21 @@ on_delivery(rd_kafka_t *handle pg_attribute_unused(), const rd_kafka_message_t *
 
 	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		broker_failure_cause = RD_KAFKA_RESP_ERR_NO_ERROR;
-	sender_on_delivery((uint64) (uintptr_t) msg->_private, msg->err, msg->len,
-					   topic->stats_slot);
+	handler->on_delivery((uint64) (uintptr_t) msg->_private, msg->err, msg->len,
+						 topic->stats_slot);
 }
 
 /*
- * secret_value - a secret setting's value: itself, or for "file:PATH" the
- * first line of that file (so that only the path is ever logged).  Plain C;
- * an unreadable file gives "" and librdkafka's authentication then fails.
+ * producer_conf - rd_kafka_conf_t from the settings with the producer's
+ * callbacks, or NULL with errstr filled
  */
-static void
-secret_value(const char *setting, char *out, size_t outlen)
-{
-	FILE	   *file;
-
-	out[0] = '\0';
-	if (strncmp(setting, "file:", 5) != 0)
-	{
-		strlcpy(out, setting, outlen);
-		return;
-	}
-	file = fopen(setting + 5, "r");
-	if (file == NULL)
-		return;
-	if (fgets(out, outlen, file) == NULL)
-		out[0] = '\0';
-	fclose(file);
-	out[strcspn(out, "\r\n")] = '\0';
-}
-
-/* the producer properties the settings ask for */
-static int
-producer_conf_pairs(ConfPair *pairs)
-{
-	int			n = 0;
-
-#define CONF(k, ...) \
-	(pairs[n].name = (k), snprintf(pairs[n].value, sizeof(pairs[n].value), __VA_ARGS__), n++)
-
-	if (settings_mock_mode())
-		CONF("test.mock.num.brokers", "%d", 3);
-	else
-		CONF("bootstrap.servers", "%s", sk_brokers);
-	CONF("client.id", "%s", sk_client_id);
-	CONF("acks", "%d", sk_acks);
-	CONF("enable.idempotence", "%s", sk_enable_idempotence ? "true" : "false");
-	CONF("compression.codec", "%s", settings_compression_name(sk_compression));
-	CONF("linger.ms", "%d", sk_linger_ms);
-	CONF("message.timeout.ms", "%d", sk_message_timeout_ms);
-	/* keys land on the partition a Java producer would choose */
-	CONF("partitioner", "%s", "murmur2_random");
-	CONF("queue.buffering.max.messages", "%d", SK_PRODUCER_WINDOW);
-	CONF("queue.buffering.max.kbytes", "%d", 2097151);
-	CONF("statistics.interval.ms", "%d", 1000);
-	CONF("log.queue", "%s", "true");
-	CONF("batch.size", "%d", sk_batch_size);
-	CONF("batch.num.messages", "%d", sk_batch_num_messages);
-	CONF("message.max.bytes", "%d", sk_message_max_bytes);
-	CONF("request.timeout.ms", "%d", sk_request_timeout_ms);
-	CONF("retries", "%d", sk_retries);
-	CONF("retry.backoff.ms", "%d", sk_retry_backoff_ms);
-	CONF("security.protocol", "%s", settings_security_protocol_name(sk_security_protocol));
-	if (sk_security_protocol >= 2)
-	{
-		CONF("sasl.mechanisms", "%s", settings_sasl_mechanism_name(sk_sasl_mechanism));
-		CONF("sasl.username", "%s", sk_sasl_username);
-		pairs[n].name = "sasl.password";
-		secret_value(sk_sasl_password, pairs[n++].value, sizeof(pairs[0].value));
-	}
-	if (sk_security_protocol == 1 || sk_security_protocol == 3)
-	{
-		if (sk_ssl_ca_location[0])
-			CONF("ssl.ca.location", "%s", sk_ssl_ca_location);
-		if (sk_ssl_certificate_location[0])
-			CONF("ssl.certificate.location", "%s", sk_ssl_certificate_location);
-		if (sk_ssl_key_location[0])
-			CONF("ssl.key.location", "%s", sk_ssl_key_location);
-		if (sk_ssl_key_password[0])
-		{
-			pairs[n].name = "ssl.key.password";
-			secret_value(sk_ssl_key_password, pairs[n++].value, sizeof(pairs[0].value));
-		}
-		CONF("ssl.endpoint.identification.algorithm", "%s", sk_ssl_verify_hostname ? "https" : "none");
-	}
-#undef CONF
-	return n;
-}
-
-typedef struct PairList
-{
-	ConfPair   *pairs;
-	int			n;
-} PairList;
-
-static void
-add_option_pair(const char *name, const char *value, void *arg)
-{
-	PairList   *list = arg;
-
-	if (list->n == PRODUCER_MAX_CONF)
-		return;
-	list->pairs[list->n].name = strdup(name);
-	if (list->pairs[list->n].name == NULL)
-		return;					/* out of memory: the option is left out */
-	if (parse_is_secret_property(name))
-		secret_value(value, list->pairs[list->n].value, sizeof(list->pairs[list->n].value));
-	else
-		strlcpy(list->pairs[list->n].value, value, sizeof(list->pairs[list->n].value));
-	list->n++;
-}
-
-/* streamkafka.* settings, then rdkafka_options (already checked) */
-static int
-producer_all_pairs(ConfPair *pairs, int *first_option)
-{
-	PairList	list = {pairs, 0};
-	char		error[256];
-
-	list.n = producer_conf_pairs(pairs);
-	*first_option = list.n;
-	(void) parse_rdkafka_options(sk_rdkafka_options, add_option_pair, &list,
-										  error, sizeof(error));
-	return list.n;
-}
-
-static void
-free_option_names(ConfPair *pairs, int first_option, int n)
-{
-	for (int i = first_option; i < n; i++)
-		free((char *) pairs[i].name);
-}
-
-static void
-producer_fingerprint(char *out, size_t outlen)
-{
-	ConfPair	pairs[PRODUCER_MAX_CONF];
-	int			first_option;
-	int			n = producer_all_pairs(pairs, &first_option);
-	size_t		used = 0;
-
-	out[0] = '\0';
-	for (int i = 0; i < n && used < outlen; i++)
-		used += snprintf(out + used, outlen - used, "%s=%s ", pairs[i].name, pairs[i].value);
-	free_option_names(pairs, first_option, n);
-}
-
-/* rd_kafka_conf_t from the settings, or NULL with errstr filled */
 static rd_kafka_conf_t *
 producer_conf(char *errstr, size_t errlen)
 {
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	ConfPair	pairs[PRODUCER_MAX_CONF];
-	int			first_option;
-	int			n = producer_all_pairs(pairs, &first_option);
-	char		reason[512];
+	rd_kafka_conf_t *conf = kafkaconf_producer(errstr, errlen);
 
-	for (int i = 0; i < n; i++)
-	{
-		if (rd_kafka_conf_set(conf, pairs[i].name, pairs[i].value,
-							  reason, sizeof(reason)) != RD_KAFKA_CONF_OK)
-		{
-			if (parse_is_secret_property(pairs[i].name))
-				snprintf(errstr, errlen, "%s: the value was refused", pairs[i].name);
-			else
-				snprintf(errstr, errlen, "%s=%s: %s", pairs[i].name, pairs[i].value, reason);
-			rd_kafka_conf_destroy(conf);
-			free_option_names(pairs, first_option, n);
-			return NULL;
-		}
-	}
-	free_option_names(pairs, first_option, n);
+	if (conf == NULL)
+		return NULL;
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_stats_cb(conf, on_stats);
@@ -322,65 +160,14 @@ producer_conf(char *errstr, size_t errlen)
 }
 
 /*
- * producer_client_conf - the settings' connection properties (security
- * included) for another client of the same cluster, e.g. the monitor's;
- * bootstrap is the cluster's address (the mock cluster's, in mock mode).
- * NULL with errstr filled if librdkafka refuses a property.
- */
-rd_kafka_conf_t *
-producer_client_conf(const char *bootstrap, char *errstr, size_t errlen)
-{
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	ConfPair	pairs[PRODUCER_MAX_CONF];
-	int			first_option;
-	int			n = producer_all_pairs(pairs, &first_option);
-	bool		ok = true;
-
-	for (int i = 0; i < n && ok; i++)
-	{
-		if (strcmp(pairs[i].name, "test.mock.num.brokers") == 0 ||
-			strcmp(pairs[i].name, "statistics.interval.ms") == 0 ||
-			strcmp(pairs[i].name, "bootstrap.servers") == 0)
-			continue;
-		ok = rd_kafka_conf_set(conf, pairs[i].name, pairs[i].value, errstr, errlen) == RD_KAFKA_CONF_OK;
-	}
-	free_option_names(pairs, first_option, n);
-	if (ok)
-		ok = rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, errlen) == RD_KAFKA_CONF_OK;
-	if (!ok)
-	{
-		rd_kafka_conf_destroy(conf);
-		return NULL;
-	}
-	return conf;
-}
-
-/* rd_kafka_new with every signal blocked, so librdkafka's threads get none */
-rd_kafka_t *
-producer_new_handle(rd_kafka_conf_t *conf, char *errstr, size_t errlen)
-{
-	sigset_t	all;
-	sigset_t	saved;
-	rd_kafka_t *handle;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &saved);
-	handle = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errlen);
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-	if (handle == NULL)
-		rd_kafka_conf_destroy(conf);
-	return handle;
-}
-
-/*
  * producer_start - build a producer from the current settings and make it
  * the worker's, after stopping the previous one (waiting up to
- * old_flush_timeout_ms for its acknowledgements).  If librdkafka rejects the
- * settings, logs why, records it for kafka_health(), keeps the previous
- * producer (if any) and returns false.
+ * old_flush_timeout_ms for its acknowledgements); its delivery reports go to
+ * events.  If librdkafka rejects the settings, logs why, records it for
+ * kafka_health(), keeps the previous producer (if any) and returns false.
  */
 bool
-producer_start(int wake_fd, int old_flush_timeout_ms)
+producer_start(int wake_fd, int old_flush_timeout_ms, const SkProducerHandler *events)
 {
 	char		errstr[512];
 	char		fingerprint[sizeof(config_fingerprint)];
@@ -390,16 +177,18 @@ producer_start(int wake_fd, int old_flush_timeout_ms)
 	HASHCTL		ctl = {0};
 	const char *bootstrap = sk_brokers;
 
-	producer_fingerprint(fingerprint, sizeof(fingerprint));
+	kafkaconf_fingerprint(fingerprint, sizeof(fingerprint));
 	conf = producer_conf(errstr, sizeof(errstr));
 	if (conf != NULL)
-		handle = producer_new_handle(conf, errstr, sizeof(errstr));
+		handle = kafkaconf_new_handle(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (handle == NULL)
 	{
 		ereport(LOG,
 				(errmsg("streamkafka worker could not create a Kafka producer: %s", errstr),
-				 errhint(rk ? "The previous producer keeps running with the previous settings; fix the streamkafka.* settings and reload."
-						 : "Fix the streamkafka.* settings and reload; events wait in the queue.")));
+				 rk ? errhint("The previous producer keeps running with the previous "
+							  "settings; fix the streamkafka.* settings and reload.")
+				 : errhint("Fix the streamkafka.* settings and reload; "
+						   "events wait in the queue.")));
 		metrics_note_error(errstr);
 		strlcpy(failed_fingerprint, fingerprint, sizeof(failed_fingerprint));
 		if (rk == NULL)
@@ -409,6 +198,7 @@ producer_start(int wake_fd, int old_flush_timeout_ms)
 
 	producer_stop(old_flush_timeout_ms);
 	rk = handle;
+	handler = events;
 	strlcpy(config_fingerprint, fingerprint, sizeof(config_fingerprint));
 	failed_fingerprint[0] = '\0';
 	fatal_error = false;
@@ -474,7 +264,7 @@ producer_settings_changed(void)
 {
 	char		now[sizeof(config_fingerprint)];
 
-	producer_fingerprint(now, sizeof(now));
+	kafkaconf_fingerprint(now, sizeof(now));
 	return strcmp(now, config_fingerprint) != 0 && strcmp(now, failed_fingerprint) != 0;
 }
 
@@ -521,7 +311,7 @@ producer_poll(void)
 {
 	if (rk != NULL)
 	{
-		sender_poll_begins();
+		handler->poll_begins();
 		rd_kafka_poll(rk, 0);
 	}
 	producer_emit_logs();
@@ -658,7 +448,7 @@ producer_purge_queued(void)
 	if (rk == NULL)
 		return;
 	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE);
-	sender_poll_begins();
+	handler->poll_begins();
 	rd_kafka_poll(rk, 0);
 }
 
@@ -677,7 +467,7 @@ producer_stop(int flush_timeout_ms)
 	if (rk == NULL)
 		return;
 
-	sender_poll_begins();
+	handler->poll_begins();
 	rd_kafka_flush(rk, flush_timeout_ms);
 	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 5000);

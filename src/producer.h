@@ -8,19 +8,28 @@
 #include <librdkafka/rdkafka.h>
 
 #include "event.h"
+#include "kafkaconf.h"
 
-/* how many events may be handed to librdkafka and not yet acknowledged */
-#define SK_PRODUCER_WINDOW	100000
+/*
+ * what the producer calls back in the worker's thread: poll_begins before it
+ * serves delivery reports, on_delivery for each of them (event_off is the
+ * opaque given to producer_send)
+ */
+typedef struct SkProducerHandler
+{
+	void		(*poll_begins) (void);
+	void		(*on_delivery) (uint64 event_off, rd_kafka_resp_err_t err, size_t len,
+								int stats_slot);
+} SkProducerHandler;
 
-extern bool producer_start(int wake_fd, int old_flush_timeout_ms);
+extern bool producer_start(int wake_fd, int old_flush_timeout_ms,
+						   const SkProducerHandler *events);
 extern void producer_stop(int flush_timeout_ms);
 extern void producer_purge_queued(void);
 extern bool producer_running(void);
 extern void producer_apply_mock_faults(void);
 extern void producer_stats_reset(void);
 extern bool producer_failed(void);
-extern rd_kafka_conf_t *producer_client_conf(const char *bootstrap, char *errstr, size_t errlen);
-extern rd_kafka_t *producer_new_handle(rd_kafka_conf_t *conf, char *errstr, size_t errlen);
 extern bool producer_settings_changed(void);
 extern void producer_poll(void);
 extern rd_kafka_resp_err_t producer_send(const SkEventView *event, bool copy_value,

@@ -87,7 +87,9 @@ prometheus_info(StringInfo out, const SkStatsSnapshot *snap)
 
 	initStringInfo(&health);
 	status = health_report(&health);
-	family(out, "streamkafka_info", "gauge", "streamkafka version, mode, client id, bootstrap servers, PostgreSQL and librdkafka versions.");
+	family(out, "streamkafka_info", "gauge",
+		   "streamkafka version, mode, client id, bootstrap servers, "
+		   "PostgreSQL and librdkafka versions.");
 	appendStringInfoString(out, "streamkafka_info{version=");
 	label_value(out, STREAMKAFKA_VERSION);
 	appendStringInfoString(out, ",mode=");
@@ -102,24 +104,37 @@ prometheus_info(StringInfo out, const SkStatsSnapshot *snap)
 	label_value(out, rd_kafka_version_str());
 	appendStringInfoString(out, "} 1\n");
 	gauge(out, "streamkafka_worker_up", "1 if the sending worker runs.", snap->worker_running);
-	gauge(out, "streamkafka_health_status", "kafka_health(): 0 healthy, 1 degraded, 2 unhealthy.", status);
+	gauge(out, "streamkafka_health_status", "kafka_health(): 0 healthy, 1 degraded, 2 unhealthy.",
+		  status);
 }
 
 static void
 prometheus_counters(StringInfo out, const SkStatsSnapshot *snap)
 {
-	counter(out, "streamkafka_events_queued_total", "Events accepted into the queue.", snap->queued);
-	counter(out, "streamkafka_events_delivered_total", "Events acknowledged by Kafka.", snap->delivered);
-	counter(out, "streamkafka_events_failed_total", "Events Kafka refused (each becomes a dead letter).", snap->failed);
-	counter(out, "streamkafka_events_dropped_total", "Events discarded by the overflow policy.", snap->dropped);
-	counter(out, "streamkafka_events_rejected_total", "Events refused because the queue was full (the statement failed).", snap->rejected);
-	counter(out, "streamkafka_events_dead_lettered_total", "Events written to kafka_dead_letters.", snap->dead_lettered);
-	counter(out, "streamkafka_events_retried_total", "Dead letters queued again that Kafka answered.", snap->retried);
-	counter(out, "streamkafka_delivered_bytes_total", "Bytes of delivered events.", snap->delivered_bytes);
-	gauge(out, "streamkafka_queue_events", "Events in the queue: not yet acknowledged, dropped or dead-lettered.", snap->queue_events);
+	counter(out, "streamkafka_events_queued_total", "Events accepted into the queue.",
+			snap->queued);
+	counter(out, "streamkafka_events_delivered_total", "Events acknowledged by Kafka.",
+			snap->delivered);
+	counter(out, "streamkafka_events_failed_total",
+			"Events Kafka refused (each becomes a dead letter).", snap->failed);
+	counter(out, "streamkafka_events_dropped_total", "Events discarded by the overflow policy.",
+			snap->dropped);
+	counter(out, "streamkafka_events_rejected_total",
+			"Events refused because the queue was full (the statement failed).", snap->rejected);
+	counter(out, "streamkafka_events_dead_lettered_total", "Events written to kafka_dead_letters.",
+			snap->dead_lettered);
+	counter(out, "streamkafka_events_retried_total",
+			"Dead letters queued again that Kafka answered.", snap->retried);
+	counter(out, "streamkafka_delivered_bytes_total", "Bytes of delivered events.",
+			snap->delivered_bytes);
+	gauge(out, "streamkafka_queue_events",
+		  "Events in the queue: not yet acknowledged, dropped or dead-lettered.",
+		  snap->queue_events);
 	gauge(out, "streamkafka_queue_bytes", "Bytes of the queue in use.", snap->queue_bytes);
-	gauge(out, "streamkafka_queue_size_bytes", "Size of the queue (streamkafka.queue_size).", snap->queue_size);
-	gauge(out, "streamkafka_queue_high_water_bytes", "Most bytes the queue held since the last reset.", snap->queue_high_water);
+	gauge(out, "streamkafka_queue_size_bytes", "Size of the queue (streamkafka.queue_size).",
+		  snap->queue_size);
+	gauge(out, "streamkafka_queue_high_water_bytes",
+		  "Most bytes the queue held since the last reset.", snap->queue_high_water);
 }
 
 static void
@@ -138,7 +153,8 @@ prometheus_latency(StringInfo out)
 			appendStringInfo(out, "%s_bucket{le=\"%g\"} %llu\n", name,
 							 sk_latency_bounds_ms[i] / 1000.0, (unsigned long long) cumulative);
 		else
-			appendStringInfo(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long) cumulative);
+			appendStringInfo(out, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+							 (unsigned long long) cumulative);
 	}
 	appendStringInfo(out, "%s_sum %.6f\n%s_count %llu\n", name, latency.sum_us / 1e6,
 					 name, (unsigned long long) cumulative);
@@ -155,11 +171,16 @@ prometheus_topics(StringInfo out)
 		const char *help;
 		size_t		offset;
 	}			families[] = {
-		{"streamkafka_topic_events_queued_total", "Events of the topic taken from the queue.", offsetof(SkTopicRow, queued)},
-		{"streamkafka_topic_events_delivered_total", "Events of the topic acknowledged.", offsetof(SkTopicRow, delivered)},
-		{"streamkafka_topic_events_failed_total", "Events of the topic refused by Kafka.", offsetof(SkTopicRow, failed)},
-		{"streamkafka_topic_events_dropped_total", "Events of the topic dropped by drop_oldest.", offsetof(SkTopicRow, dropped)},
-		{"streamkafka_topic_delivered_bytes_total", "Bytes of the topic's delivered events.", offsetof(SkTopicRow, bytes)},
+		{"streamkafka_topic_events_queued_total",
+		"Events of the topic taken from the queue.", offsetof(SkTopicRow, queued)},
+		{"streamkafka_topic_events_delivered_total",
+		"Events of the topic acknowledged.", offsetof(SkTopicRow, delivered)},
+		{"streamkafka_topic_events_failed_total",
+		"Events of the topic refused by Kafka.", offsetof(SkTopicRow, failed)},
+		{"streamkafka_topic_events_dropped_total",
+		"Events of the topic dropped by drop_oldest.", offsetof(SkTopicRow, dropped)},
+		{"streamkafka_topic_delivered_bytes_total",
+		"Bytes of the topic's delivered events.", offsetof(SkTopicRow, bytes)},
 	};
 
 	for (size_t f = 0; f < lengthof(families); f++)
@@ -183,7 +204,8 @@ prometheus_breaker(StringInfo out)
 	for (SkBreakerState s = SK_BREAKER_CLOSED; s <= SK_BREAKER_HALF_OPEN; s++)
 		sample1(out, "streamkafka_breaker_state", "state", breaker_state_name(s), s == state);
 	counter(out, "streamkafka_breaker_opened_total", "Times the circuit breaker opened.", opened);
-	gauge(out, "streamkafka_breaker_consecutive_failures", "Failures since the last success.", failures);
+	gauge(out, "streamkafka_breaker_consecutive_failures", "Failures since the last success.",
+		  failures);
 }
 
 /* one per-broker family */
@@ -196,16 +218,47 @@ broker_family(StringInfo out, const SkBrokerSnapshot *snap, const char *name, co
 	{
 		appendStringInfo(out, "%s{broker=", name);
 		label_value(out, snap->brokers[i].name);
-		appendStringInfo(out, ",id=\"%d\"} %.17g\n", snap->brokers[i].id, value(&snap->brokers[i]));
+		appendStringInfo(out, ",id=\"%d\"} %.17g\n", snap->brokers[i].id,
+						 value(&snap->brokers[i]));
 	}
 }
 
-static double broker_up(const SkBroker *b) { return strcmp(b->state, "UP") == 0 || strcmp(b->state, "UPDATE") == 0; }
-static double broker_rtt_avg(const SkBroker *b) { return b->rtt_avg_us / 1e6; }
-static double broker_rtt_p99(const SkBroker *b) { return b->rtt_p99_us / 1e6; }
-static double broker_connects(const SkBroker *b) { return b->connects; }
-static double broker_disconnects(const SkBroker *b) { return b->disconnects; }
-static double broker_waiting(const SkBroker *b) { return b->requests_waiting; }
+/* the values of the per-broker families */
+static double
+broker_up(const SkBroker *b)
+{
+	return brokers_state_is_up(b->state, strlen(b->state));
+}
+
+static double
+broker_rtt_avg(const SkBroker *b)
+{
+	return b->rtt_avg_us / 1e6;
+}
+
+static double
+broker_rtt_p99(const SkBroker *b)
+{
+	return b->rtt_p99_us / 1e6;
+}
+
+static double
+broker_connects(const SkBroker *b)
+{
+	return b->connects;
+}
+
+static double
+broker_disconnects(const SkBroker *b)
+{
+	return b->disconnects;
+}
+
+static double
+broker_waiting(const SkBroker *b)
+{
+	return b->requests_waiting;
+}
 
 static void
 prometheus_brokers(StringInfo out, const SkStatsSnapshot *stats)
@@ -216,14 +269,22 @@ prometheus_brokers(StringInfo out, const SkStatsSnapshot *stats)
 	sample1(out, "streamkafka_brokers", "state", "up", stats->brokers_up);
 	sample1(out, "streamkafka_brokers", "state", "down", stats->brokers_down);
 	sample1(out, "streamkafka_brokers", "state", "total", stats->brokers_total);
-	broker_family(out, snap, "streamkafka_broker_up", "gauge", "1 if the producer's connection to the broker is up.", broker_up);
-	broker_family(out, snap, "streamkafka_broker_rtt_avg_seconds", "gauge", "Average request round trip.", broker_rtt_avg);
-	broker_family(out, snap, "streamkafka_broker_rtt_p99_seconds", "gauge", "99th percentile request round trip.", broker_rtt_p99);
-	broker_family(out, snap, "streamkafka_broker_connects_total", "counter", "Connections made to the broker.", broker_connects);
-	broker_family(out, snap, "streamkafka_broker_disconnects_total", "counter", "Connections to the broker lost.", broker_disconnects);
-	broker_family(out, snap, "streamkafka_broker_requests_waiting", "gauge", "Requests queued to the broker or awaiting its answer.", broker_waiting);
-	gauge(out, "streamkafka_batch_messages_avg", "Average messages per batch (busiest topic).", snap->batch_messages_avg);
-	gauge(out, "streamkafka_batch_messages_p99", "99th percentile of messages per batch (busiest topic).", snap->batch_messages_p99);
+	broker_family(out, snap, "streamkafka_broker_up", "gauge",
+				  "1 if the producer's connection to the broker is up.", broker_up);
+	broker_family(out, snap, "streamkafka_broker_rtt_avg_seconds", "gauge",
+				  "Average request round trip.", broker_rtt_avg);
+	broker_family(out, snap, "streamkafka_broker_rtt_p99_seconds", "gauge",
+				  "99th percentile request round trip.", broker_rtt_p99);
+	broker_family(out, snap, "streamkafka_broker_connects_total", "counter",
+				  "Connections made to the broker.", broker_connects);
+	broker_family(out, snap, "streamkafka_broker_disconnects_total", "counter",
+				  "Connections to the broker lost.", broker_disconnects);
+	broker_family(out, snap, "streamkafka_broker_requests_waiting", "gauge",
+				  "Requests queued to the broker or awaiting its answer.", broker_waiting);
+	gauge(out, "streamkafka_batch_messages_avg", "Average messages per batch (busiest topic).",
+		  snap->batch_messages_avg);
+	gauge(out, "streamkafka_batch_messages_p99",
+		  "99th percentile of messages per batch (busiest topic).", snap->batch_messages_p99);
 }
 
 static void
@@ -231,7 +292,8 @@ prometheus_lag(StringInfo out)
 {
 	SkLagSnapshot *snap = lag_snapshot();
 
-	family(out, "streamkafka_consumer_lag", "gauge", "Messages between a group's committed offset and the high watermark.");
+	family(out, "streamkafka_consumer_lag", "gauge",
+		   "Messages between a group's committed offset and the high watermark.");
 	for (int i = 0; i < snap->nlag; i++)
 	{
 		appendStringInfoString(out, "streamkafka_consumer_lag{group=");
@@ -241,19 +303,13 @@ prometheus_lag(StringInfo out)
 		appendStringInfo(out, ",partition=\"%d\"} %lld\n", snap->lag[i].partition,
 						 (long long) snap->lag[i].lag);
 	}
-	family(out, "streamkafka_consumer_group_lag", "gauge", "A group's lag on a topic, summed over partitions.");
+	family(out, "streamkafka_consumer_group_lag", "gauge",
+		   "A group's lag on a topic, summed over partitions.");
 	for (int i = 0; i < snap->nlag; i++)
 	{
-		int64		sum = 0;
-		bool		first = true;
+		bool		first;
+		int64		sum = lag_group_sum(snap, i, &first);
 
-		for (int j = 0; j < snap->nlag; j++)
-			if (strcmp(snap->lag[i].group_id, snap->lag[j].group_id) == 0 &&
-				strcmp(snap->lag[i].topic, snap->lag[j].topic) == 0)
-			{
-				first &= j >= i;
-				sum += snap->lag[j].lag;
-			}
 		if (!first)
 			continue;			/* printed with the group and topic's first row */
 		appendStringInfoString(out, "streamkafka_consumer_group_lag{group=");
@@ -262,18 +318,13 @@ prometheus_lag(StringInfo out)
 		label_value(out, snap->lag[i].topic);
 		appendStringInfo(out, "} %lld\n", (long long) sum);
 	}
-	family(out, "streamkafka_topic_under_replicated_partitions", "gauge", "Partitions of the topic with fewer in-sync replicas than replicas.");
+	family(out, "streamkafka_topic_under_replicated_partitions", "gauge",
+		   "Partitions of the topic with fewer in-sync replicas than replicas.");
 	for (int i = 0; i < snap->npartitions; i++)
 	{
-		int			under = 0;
-		bool		first = true;
+		bool		first;
+		int			under = lag_topic_under_replicated(snap, i, &first);
 
-		for (int j = 0; j < snap->npartitions; j++)
-			if (strcmp(snap->partitions[i].topic, snap->partitions[j].topic) == 0)
-			{
-				first &= j >= i;
-				under += snap->partitions[j].nisr < snap->partitions[j].nreplicas;
-			}
 		if (first)
 			sample1(out, "streamkafka_topic_under_replicated_partitions", "topic",
 					snap->partitions[i].topic, under);

@@ -55,8 +55,7 @@ broker_state(JsonbContainer *broker)
 	int			len;
 	const char *state = json_string_field(broker, "state", &len);
 
-	if (state && ((len == 2 && memcmp(state, "UP", 2) == 0) ||
-				  (len == 6 && memcmp(state, "UPDATE", 6) == 0)))
+	if (state && brokers_state_is_up(state, len))
 		return 1;
 	return json_int_field(broker, "connects", 0) > 0 ? -1 : 0;
 }

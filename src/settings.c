@@ -59,8 +59,8 @@ int			sk_overflow = SK_OVERFLOW_ERROR;
 int			sk_enqueue_timeout_ms = 1000;
 int			sk_database_queue_share = 100;
 const SkPackedHeaders *sk_default_headers_packed = NULL;
-int			sk_security_protocol = 0;
-int			sk_sasl_mechanism = 0;
+int			sk_security_protocol = SK_SECURITY_PLAINTEXT;
+int			sk_sasl_mechanism = SK_SASL_PLAIN;
 char	   *sk_sasl_username = NULL;
 char	   *sk_sasl_password = "";
 char	   *sk_ssl_ca_location = NULL;
@@ -72,17 +72,17 @@ char	   *sk_allowed_topics = NULL;
 uint32		sk_allowed_topics_generation = 0;
 
 static const struct config_enum_entry security_protocol_options[] = {
-	{"plaintext", 0, false},
-	{"ssl", 1, false},
-	{"sasl_plaintext", 2, false},
-	{"sasl_ssl", 3, false},
+	{"plaintext", SK_SECURITY_PLAINTEXT, false},
+	{"ssl", SK_SECURITY_SSL, false},
+	{"sasl_plaintext", SK_SECURITY_SASL_PLAINTEXT, false},
+	{"sasl_ssl", SK_SECURITY_SASL_SSL, false},
 	{NULL, 0, false}
 };
 
 static const struct config_enum_entry sasl_mechanism_options[] = {
-	{"PLAIN", 0, false},
-	{"SCRAM-SHA-256", 1, false},
-	{"SCRAM-SHA-512", 2, false},
+	{"PLAIN", SK_SASL_PLAIN, false},
+	{"SCRAM-SHA-256", SK_SASL_SCRAM_SHA_256, false},
+	{"SCRAM-SHA-512", SK_SASL_SCRAM_SHA_512, false},
 	{NULL, 0, false}
 };
 
@@ -97,8 +97,8 @@ static const struct config_enum_entry overflow_options[] = {
 static const struct config_enum_entry acks_options[] = {
 	{"all", SK_ACKS_ALL, false},
 	{"-1", SK_ACKS_ALL, true},
-	{"1", 1, false},
-	{"0", 0, false},
+	{"1", SK_ACKS_LEADER, false},
+	{"0", SK_ACKS_NONE, false},
 	{NULL, 0, false}
 };
 
@@ -112,12 +112,27 @@ static const struct config_enum_entry compression_options[] = {
 };
 
 /*
+ * enum_option_name - the name of the first visible entry of options with
+ * that value, or "unknown" if none has it
+ */
+static const char *
+enum_option_name(const struct config_enum_entry *options, int value)
+{
+	for (const struct config_enum_entry *entry = options; entry->name != NULL; entry++)
+	{
+		if (entry->val == value && !entry->hidden)
+			return entry->name;
+	}
+	return "unknown";
+}
+
+/*
  * settings_compression_name - librdkafka's name for a compression codec
  */
 const char *
-settings_compression_name(int codec)
+settings_compression_name(SkCompression codec)
 {
-	return compression_options[codec].name;
+	return enum_option_name(compression_options, codec);
 }
 
 /*
@@ -130,16 +145,40 @@ settings_mock_mode(void)
 	return sk_brokers == NULL || sk_brokers[0] == '\0';
 }
 
+/*
+ * settings_security_protocol_name - librdkafka's name for a security protocol
+ */
 const char *
-settings_security_protocol_name(int protocol)
+settings_security_protocol_name(SkSecurityProtocol protocol)
 {
-	return security_protocol_options[protocol].name;
+	return enum_option_name(security_protocol_options, protocol);
 }
 
-const char *
-settings_sasl_mechanism_name(int mechanism)
+/*
+ * settings_security_uses_sasl - true if the protocol authenticates with SASL
+ */
+bool
+settings_security_uses_sasl(SkSecurityProtocol protocol)
 {
-	return sasl_mechanism_options[mechanism].name;
+	return protocol == SK_SECURITY_SASL_PLAINTEXT || protocol == SK_SECURITY_SASL_SSL;
+}
+
+/*
+ * settings_security_uses_ssl - true if the protocol encrypts with TLS
+ */
+bool
+settings_security_uses_ssl(SkSecurityProtocol protocol)
+{
+	return protocol == SK_SECURITY_SSL || protocol == SK_SECURITY_SASL_SSL;
+}
+
+/*
+ * settings_sasl_mechanism_name - librdkafka's name for a SASL mechanism
+ */
+const char *
+settings_sasl_mechanism_name(SkSaslMechanism mechanism)
+{
+	return enum_option_name(sasl_mechanism_options, mechanism);
 }
 
 /*
@@ -225,35 +264,35 @@ settings_topic_allowed(const char *topic, int len)
 	return parse_topic_allowed(sk_allowed_topics, topic, len);
 }
 
-/* a W3C trace context: 2 hex - 32 hex - 16 hex - 2 hex, or empty */
+/* traceparent_well_formed - a W3C trace context: 2 hex - 32 hex - 16 hex - 2 hex */
 static bool
-check_traceparent(char **newval, void **extra pg_attribute_unused(),
-				  GucSource source pg_attribute_unused())
+traceparent_well_formed(const char *p)
 {
 	static const int field_len[] = {2, 32, 16, 2};
-	const char *p = *newval;
 
-	if (p == NULL || *p == '\0')
-		return true;
 	for (int f = 0; f < 4; f++)
 	{
 		for (int i = 0; i < field_len[f]; i++, p++)
 			if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			{
-				GUC_check_errdetail("A traceparent is version-traceid-parentid-flags in lower-case hex, "
-									"e.g. 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01.");
 				return false;
-			}
 		if (*p != (f < 3 ? '-' : '\0'))
-		{
-			GUC_check_errdetail("A traceparent is version-traceid-parentid-flags in lower-case hex, "
-								"e.g. 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01.");
 			return false;
-		}
 		if (f < 3)
 			p++;
 	}
 	return true;
+}
+
+/* check_traceparent - a W3C trace context, or empty */
+static bool
+check_traceparent(char **newval, void **extra pg_attribute_unused(),
+				  GucSource source pg_attribute_unused())
+{
+	if (*newval == NULL || **newval == '\0' || traceparent_well_formed(*newval))
+		return true;
+	GUC_check_errdetail("A traceparent is version-traceid-parentid-flags in lower-case hex, "
+						"e.g. 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01.");
+	return false;
 }
 
 static bool
@@ -266,7 +305,8 @@ check_allowed_topics(char **newval, void **extra pg_attribute_unused(),
 			  (*c >= '0' && *c <= '9') || strchr("._-*?, ", *c)))
 		{
 			GUC_check_errdetail("\"%c\" cannot be part of a topic pattern.", *c);
-			GUC_check_errhint("List topic patterns separated by commas; * matches any run of characters, ? one.");
+			GUC_check_errhint("List topic patterns separated by commas; "
+							  "* matches any run of characters, ? one.");
 			return false;
 		}
 	}
@@ -283,9 +323,9 @@ assign_allowed_topics(const char *newval pg_attribute_unused(), void *extra pg_a
  * settings_overflow_name - the name of an overflow policy
  */
 const char *
-settings_overflow_name(int policy)
+settings_overflow_name(SkOverflow policy)
 {
-	return overflow_options[policy].name;
+	return enum_option_name(overflow_options, policy);
 }
 
 /* a property librdkafka accepts?  checked on a throw-away configuration */
@@ -494,7 +534,8 @@ settings_define(void)
 							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.staging_size",
-							"Shared memory lent to large transactions for their events until they commit.",
+							"Shared memory lent to large transactions for their "
+							"events until they commit.",
 							"Touched once at server start, in 2MB chunks; a transaction that finds "
 							"none free uses its own memory.  0 turns the pool off.",
 							&sk_staging_size_kb, 64 * 1024, 0, INT_MAX / 2,
@@ -507,7 +548,8 @@ settings_define(void)
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("streamkafka.enable_idempotence",
-							 "Use the idempotent producer (no duplicates from retries, order kept).",
+							 "Use the idempotent producer "
+							 "(no duplicates from retries, order kept).",
 							 NULL,
 							 &sk_enable_idempotence, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
@@ -531,7 +573,8 @@ settings_define(void)
 							   PGC_SIGHUP, 0, check_client_id, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.message_timeout_ms",
-							"How long the producer retries one event before it becomes a dead letter (0 = forever).",
+							"How long the producer retries one event before it becomes a "
+							"dead letter (0 = forever).",
 							NULL,
 							&sk_message_timeout_ms, 300000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
@@ -544,31 +587,36 @@ settings_define(void)
 
 	DefineCustomIntVariable("streamkafka.breaker_failure_threshold",
 							"Consecutive failures after which the circuit breaker opens.",
-							"Failures: a delivery error, a statistics report with every broker down, "
+							"Failures: a delivery error, "
+							"a statistics report with every broker down, "
 							"all brokers down, authentication or name resolution errors.",
 							&sk_breaker_failure_threshold, 5, 1, 1000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.breaker_recovery_timeout_ms",
-							"How long the circuit breaker stays open before it sends one probe event.",
+							"How long the circuit breaker stays open before "
+							"it sends one probe event.",
 							"A probe not acknowledged within this time counts as failed.",
 							&sk_breaker_recovery_timeout_ms, 10000, 100, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.max_topics",
-							"Topics counted one by one in kafka_topic_stats; further topics share one row.",
+							"Topics counted one by one in kafka_topic_stats; "
+							"further topics share one row.",
 							NULL,
 							&sk_max_topics, 100, 1, 10000,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("streamkafka.database",
-							   "Database the worker connects to, to write dead letters into its kafka_dead_letters table.",
+							   "Database the worker connects to, to write dead letters into its "
+							   "kafka_dead_letters table.",
 							   "Create the extension in that database.",
 							   &sk_database, "postgres",
 							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.batch_size",
-							"Largest batch of messages the producer sends to one partition (librdkafka batch.size).",
+							"Largest batch of messages the producer sends to one partition "
+							"(librdkafka batch.size).",
 							NULL,
 							&sk_batch_size, 1000000, 1, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
@@ -580,7 +628,8 @@ settings_define(void)
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.message_max_bytes",
-							"Largest event (key, value and headers) kafka_publish accepts (librdkafka message.max.bytes).",
+							"Largest event (key, value and headers) kafka_publish accepts "
+							"(librdkafka message.max.bytes).",
 							"Keep it at or below the broker's and the topic's max.message.bytes.",
 							&sk_message_max_bytes, 1000000, 1000, 1000000000,
 							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
@@ -592,7 +641,8 @@ settings_define(void)
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.retries",
-							"How often the producer retries sending a batch (within message_timeout_ms).",
+							"How often the producer retries sending a batch "
+							"(within message_timeout_ms).",
 							NULL,
 							&sk_retries, INT_MAX, 0, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
@@ -623,7 +673,8 @@ settings_define(void)
 							   assign_rdkafka_options, NULL);
 
 	DefineCustomEnumVariable("streamkafka.overflow",
-							 "What happens when the queue is full: error, block, drop_newest or drop_oldest.",
+							 "What happens when the queue is full: error, block, "
+							 "drop_newest or drop_oldest.",
 							 NULL,
 							 &sk_overflow, SK_OVERFLOW_ERROR, overflow_options,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
@@ -635,21 +686,24 @@ settings_define(void)
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.enqueue_timeout_ms",
-							"How long a session waits for queue space (overflow = block or drop_oldest).",
+							"How long a session waits for queue space "
+							"(overflow = block or drop_oldest).",
 							NULL,
 							&sk_enqueue_timeout_ms, 1000, 0, 3600000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("streamkafka.security_protocol",
-							 "How the producer talks to brokers: plaintext, ssl, sasl_plaintext or sasl_ssl.",
+							 "How the producer talks to brokers: plaintext, ssl, "
+							 "sasl_plaintext or sasl_ssl.",
 							 NULL,
-							 &sk_security_protocol, 0, security_protocol_options,
+							 &sk_security_protocol, SK_SECURITY_PLAINTEXT,
+							 security_protocol_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("streamkafka.sasl_mechanism",
 							 "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
 							 NULL,
-							 &sk_sasl_mechanism, 0, sasl_mechanism_options,
+							 &sk_sasl_mechanism, SK_SASL_PLAIN, sasl_mechanism_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("streamkafka.sasl_username",
@@ -660,7 +714,8 @@ settings_define(void)
 
 	DefineCustomStringVariable("streamkafka.sasl_password",
 							   "SASL password (shown as ********).",
-							   "\"file:PATH\" reads it from the first line of a file, so that it never appears in the log.",
+							   "\"file:PATH\" reads it from the first line of a file, "
+							   "so that it never appears in the log.",
 							   &guc_sasl_password, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   check_secret, assign_sasl_password, NULL);
@@ -685,7 +740,8 @@ settings_define(void)
 
 	DefineCustomStringVariable("streamkafka.ssl_key_password",
 							   "Password of the client private key (shown as ********).",
-							   "\"file:PATH\" reads it from the first line of a file, so that it never appears in the log.",
+							   "\"file:PATH\" reads it from the first line of a file, "
+							   "so that it never appears in the log.",
 							   &guc_ssl_key_password, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   check_secret, assign_ssl_key_password, NULL);
@@ -697,31 +753,37 @@ settings_define(void)
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("streamkafka.allowed_topics",
-							   "Topic patterns events may go to (comma separated, * and ?); empty: any.",
+							   "Topic patterns events may go to "
+							   "(comma separated, * and ?); empty: any.",
 							   "Publishing to any other topic fails with SQLSTATE 42501.",
 							   &sk_allowed_topics, "",
 							   PGC_SUSET, 0, check_allowed_topics, assign_allowed_topics, NULL);
 
 	DefineCustomStringVariable("streamkafka.lag_groups",
-							   "Consumer groups whose lag the monitor worker reads: a comma-separated list, '*' for every group with offsets on our topics, or empty for none.",
+							   "Consumer groups whose lag the monitor worker reads: "
+							   "a comma-separated list, '*' for every group with offsets on our "
+							   "topics, or empty for none.",
 							   NULL,
 							   &sk_lag_groups, "",
 							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.lag_interval_ms",
-							"How often the monitor worker refreshes consumer lag and topic metadata (0: never).",
+							"How often the monitor worker refreshes consumer lag and "
+							"topic metadata (0: never).",
 							NULL,
 							&sk_lag_interval_ms, 30000, 0, 86400000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.lag_alert_threshold",
-							"Lag (messages, of one group on one topic) above which kafka_health() says degraded (0: no check).",
+							"Lag (messages, of one group on one topic) above which kafka_health() "
+							"says degraded (0: no check).",
 							NULL,
 							&sk_lag_alert_threshold, 10000, 0, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.http_port",
-							"TCP port on which the monitor worker serves /metrics and /health (0: off).",
+							"TCP port on which the monitor worker serves "
+							"/metrics and /health (0: off).",
 							NULL,
 							&sk_http_port, 0, 0, 65535,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
@@ -733,8 +795,10 @@ settings_define(void)
 							   PGC_SIGHUP, 0, check_http_listen_address, NULL, NULL);
 
 	DefineCustomStringVariable("streamkafka.traceparent",
-							   "W3C trace context added as a traceparent header to the events this session publishes.",
-							   "Set it from the application's current span, e.g. SET LOCAL streamkafka.traceparent = '00-...-...-01'.",
+							   "W3C trace context added as a traceparent header to the "
+							   "events this session publishes.",
+							   "Set it from the application's current span, e.g. "
+							   "SET LOCAL streamkafka.traceparent = '00-...-...-01'.",
 							   &sk_traceparent, "",
 							   PGC_USERSET, 0, check_traceparent, NULL, NULL);
 

@@ -14,6 +14,29 @@ typedef enum SkCompression
 	SK_COMPRESSION_ZSTD
 } SkCompression;
 
+typedef enum SkSecurityProtocol
+{
+	SK_SECURITY_PLAINTEXT,
+	SK_SECURITY_SSL,
+	SK_SECURITY_SASL_PLAINTEXT,
+	SK_SECURITY_SASL_SSL
+} SkSecurityProtocol;
+
+typedef enum SkSaslMechanism
+{
+	SK_SASL_PLAIN,
+	SK_SASL_SCRAM_SHA_256,
+	SK_SASL_SCRAM_SHA_512
+} SkSaslMechanism;
+
+/* acks values as librdkafka spells them */
+typedef enum SkAcks
+{
+	SK_ACKS_ALL = -1,
+	SK_ACKS_NONE = 0,
+	SK_ACKS_LEADER = 1
+} SkAcks;
+
 typedef enum SkOverflow
 {
 	SK_OVERFLOW_ERROR,
@@ -30,15 +53,12 @@ typedef struct SkPackedHeaders
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } SkPackedHeaders;
 
-/* acks values as librdkafka spells them: -1 is "all" */
-#define SK_ACKS_ALL (-1)
-
 extern char *sk_brokers;
 extern int	sk_queue_size_kb;
 extern int	sk_staging_size_kb;
-extern int	sk_acks;
+extern int	sk_acks;		/* an SkAcks */
 extern bool sk_enable_idempotence;
-extern int	sk_compression;
+extern int	sk_compression;	/* an SkCompression */
 extern int	sk_linger_ms;
 extern char *sk_client_id;
 extern int	sk_message_timeout_ms;
@@ -62,12 +82,12 @@ extern int	sk_retry_backoff_ms;
 extern char *sk_topic_prefix;
 extern char *sk_default_headers;
 extern char *sk_rdkafka_options;
-extern int	sk_overflow;
+extern int	sk_overflow;	/* an SkOverflow */
 extern int	sk_database_queue_share;
 extern int	sk_enqueue_timeout_ms;
 extern const SkPackedHeaders *sk_default_headers_packed;
-extern int	sk_security_protocol;
-extern int	sk_sasl_mechanism;
+extern int	sk_security_protocol;	/* an SkSecurityProtocol */
+extern int	sk_sasl_mechanism;	/* an SkSaslMechanism */
 extern char *sk_sasl_username;
 extern char *sk_sasl_password;
 extern char *sk_ssl_ca_location;
@@ -79,11 +99,13 @@ extern char *sk_allowed_topics;
 extern uint32 sk_allowed_topics_generation;
 
 extern void settings_define(void);
-extern const char *settings_compression_name(int codec);
+extern const char *settings_compression_name(SkCompression codec);
 extern bool settings_mock_mode(void);
-extern const char *settings_overflow_name(int policy);
-extern const char *settings_security_protocol_name(int protocol);
-extern const char *settings_sasl_mechanism_name(int mechanism);
+extern const char *settings_overflow_name(SkOverflow policy);
+extern const char *settings_security_protocol_name(SkSecurityProtocol protocol);
+extern const char *settings_sasl_mechanism_name(SkSaslMechanism mechanism);
+extern bool settings_security_uses_sasl(SkSecurityProtocol protocol);
+extern bool settings_security_uses_ssl(SkSecurityProtocol protocol);
 extern bool settings_topic_allowed(const char *topic, int len);
 
 

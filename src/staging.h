@@ -6,8 +6,10 @@
 #ifndef STREAMKAFKA_STAGING_H
 #define STREAMKAFKA_STAGING_H
 
-/* every staging chunk has this size (and starts at a page boundary) */
-#define SK_STAGING_CHUNK	((Size) 2 * 1024 * 1024)
+#include "hugepage.h"
+
+/* every staging chunk is one huge page (and starts at a page boundary) */
+#define SK_STAGING_CHUNK	SK_HUGE_PAGE
 
 extern Size staging_shmem_size(void);
 extern void staging_shmem_init(void *place, bool first_time);

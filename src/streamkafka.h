@@ -10,11 +10,8 @@
 
 #define STREAMKAFKA_VERSION "0.3.0"
 
-/* the named LWLock tranche "streamkafka" */
-#define SK_LWLOCK_TOPICS	0	/* topicstats.c */
-#define SK_LWLOCK_BROKERS	1	/* brokers.c */
-#define SK_LWLOCK_MONITOR	2	/* monitor.c: lag and topic metadata */
-#define SK_LWLOCKS			3
+/* SK_LWLOCKS, for the tranche request in streamkafka.c */
+#include "locks.h"
 
 /* true in processes where the library came from shared_preload_libraries */
 extern bool streamkafka_preloaded;

@@ -14,8 +14,6 @@
  */
 #include "postgres.h"
 
-#include <pthread.h>
-#include <signal.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -28,8 +26,8 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "kafkaconf.h"
 #include "metrics.h"
-#include "producer.h"
 #include "settings.h"
 #include "streamkafka.h"
 
@@ -89,23 +87,6 @@ consume_copy(const rd_kafka_message_t *msg, ConsumedMessage *out)
 	}
 }
 
-/* rd_kafka_new for a consumer, with every signal blocked (see producer.c) */
-static rd_kafka_t *
-consume_new_handle(rd_kafka_conf_t *conf, char *errstr, size_t errlen)
-{
-	sigset_t	all;
-	sigset_t	saved;
-	rd_kafka_t *handle;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &saved);
-	handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errlen);
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-	if (handle == NULL)
-		rd_kafka_conf_destroy(conf);
-	return handle;
-}
-
 /*
  * the consumer for topic, assigned every partition from its beginning (not
  * inlined into consume_all's PG_TRY)
@@ -128,7 +109,7 @@ consume_start(const char *topic, int *npartitions)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the streamkafka producer is not running"),
 				 errhint("Wait until kafka_health() reports producer_ready.")));
-	conf = producer_client_conf(snap.bootstrap, errstr, sizeof(errstr));
+	conf = kafkaconf_client(snap.bootstrap, errstr, sizeof(errstr));
 	if (conf == NULL ||
 		rd_kafka_conf_set(conf, "group.id", "streamkafka-test-consume", errstr,
 						  sizeof(errstr)) != RD_KAFKA_CONF_OK ||
@@ -144,7 +125,7 @@ consume_start(const char *topic, int *npartitions)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("could not configure a Kafka consumer: %s", errstr)));
 	}
-	rk = consume_new_handle(conf, errstr, sizeof(errstr));
+	rk = kafkaconf_new_handle(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
 	if (rk == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),

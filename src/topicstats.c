@@ -33,14 +33,15 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "counter.h"
 #include "event.h"
-#include "metrics.h"
+#include "locks.h"
 #include "ring.h"
 #include "settings.h"
+#include "sqlvalue.h"
 #include "streamkafka.h"
 #include "topicstats.h"
 
-#define OVERFLOW_TOPIC		"_other"
 #define TOPIC_ERROR_LEN		128
 
 const double sk_latency_bounds_ms[SK_LATENCY_BUCKETS - 1] = {
@@ -121,7 +122,7 @@ static void
 topicstats_clear(void)
 {
 	for (int i = 0; i < sk_topics->nslots; i++)
-		slot_init(&sk_topics->slots[i], i == sk_topics->nslots - 1 ? OVERFLOW_TOPIC : "");
+		slot_init(&sk_topics->slots[i], i == sk_topics->nslots - 1 ? SK_OVERFLOW_TOPIC : "");
 	sk_topics->used = 0;
 	latency_init(&sk_topics->total);
 }
@@ -143,7 +144,7 @@ topicstats_shmem_init(void *place, bool recovered)
 		topicstats_clear();
 	}
 	/* the lock lives in the main shared memory, made anew at a crash restart */
-	sk_topics->lock = &(GetNamedLWLockTranche("streamkafka"))[SK_LWLOCK_TOPICS].lock;
+	sk_topics->lock = sk_lwlock(SK_LWLOCK_TOPICS);
 }
 
 /*
@@ -377,20 +378,6 @@ topicstats_rows(SkTopicRow **rows)
 	return n;
 }
 
-static Datum
-ms_or_null(double ms, bool *isnull)
-{
-	*isnull = ms < 0;
-	return Float8GetDatum(ms);
-}
-
-static Datum
-ts_or_null(TimestampTz ts, bool *isnull)
-{
-	*isnull = ts == 0;
-	return TimestampTzGetDatum(ts);
-}
-
 PG_FUNCTION_INFO_V1(streamkafka_topic_stats);
 
 /*
@@ -420,10 +407,10 @@ streamkafka_topic_stats(PG_FUNCTION_ARGS)
 		values[5] = Int64GetDatum(r->dropped);
 		values[6] = Int64GetDatum(r->dead_lettered);
 		values[7] = Int64GetDatum(r->bytes);
-		values[8] = ts_or_null(r->last_delivered_at, &nulls[8]);
+		values[8] = timestamp_or_null(r->last_delivered_at, &nulls[8]);
 		values[9] = CStringGetTextDatum(r->last_error);
 		nulls[9] = r->last_error[0] == '\0';
-		values[10] = ts_or_null(r->last_error_at, &nulls[10]);
+		values[10] = timestamp_or_null(r->last_error_at, &nulls[10]);
 		values[11] = ms_or_null(topicstats_percentile_ms(&r->latency, 0.50), &nulls[11]);
 		values[12] = ms_or_null(topicstats_percentile_ms(&r->latency, 0.95), &nulls[12]);
 		values[13] = ms_or_null(topicstats_percentile_ms(&r->latency, 0.99), &nulls[13]);

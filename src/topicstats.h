@@ -11,6 +11,9 @@
 #include "lib/stringinfo.h"
 #include "port/atomics.h"
 
+/* the row that counts the topics beyond streamkafka.max_topics */
+#define SK_OVERFLOW_TOPIC	"_other"
+
 #define SK_LATENCY_BUCKETS	16	/* 15 upper bounds and +Inf */
 
 extern const double sk_latency_bounds_ms[SK_LATENCY_BUCKETS - 1];
@@ -52,7 +55,7 @@ extern void topicstats_total_latency(SkLatencyCopy *copy);
 extern double topicstats_percentile_ms(const SkLatencyCopy *copy, double q);
 extern void topicstats_reset(void);
 
-/* for Prometheus: one callback per tracked topic */
+/* readers (Prometheus, the lag refresh): a palloc'd copy of every row shown */
 typedef struct SkTopicRow
 {
 	char		topic[256];

@@ -412,7 +412,8 @@ envelope_ends(TriggerLayout *layout, TriggerData *td)
 		append_json_field(buf, "version", "streamkafka-" STREAMKAFKA_VERSION);
 		append_json_field(buf, "connector", "postgresql");
 		append_json_field(buf, "name", layout->database);
-		appendStringInfo(buf, "\"ts_ms\":" INT64_FORMAT ",\"snapshot\":\"false\",\"sequence\":null,", ts_ms);
+		appendStringInfo(buf, "\"ts_ms\":" INT64_FORMAT
+						 ",\"snapshot\":\"false\",\"sequence\":null,", ts_ms);
 		append_json_field(buf, "db", layout->database);
 		append_json_field(buf, "schema", layout->schema);
 		append_json_field(buf, "table", layout->table);

@@ -61,6 +61,7 @@
 PGDLLEXPORT void streamkafka_worker_main(Datum main_arg);
 
 static int	wake_pipe[2] = {-1, -1};
+static const SkProducerHandler sender_handler = {sender_poll_begins, sender_on_delivery};
 static TimestampTz last_start_attempt = 0;
 static bool connecting = false; /* inside BackgroundWorkerInitializeConnection */
 static bool database_back = false;	/* streamkafka.database can be connected to again */
@@ -114,7 +115,7 @@ static void
 worker_start_producer(int old_flush_timeout_ms)
 {
 	last_start_attempt = GetCurrentTimestamp();
-	if (producer_start(wake_pipe[1], old_flush_timeout_ms))
+	if (producer_start(wake_pipe[1], old_flush_timeout_ms, &sender_handler))
 		sender_restart(ring_new_producer_generation());
 }
 
@@ -183,7 +184,7 @@ worker_step(void)
  * Right after a turn that sent events (nap), the worker waits at most
  * WORKER_NAP_MS without asking to be woken: while sessions publish steadily,
  * the next events are picked up by the nap's end instead of each burst
- * costing a backend a signal (measured: 5% of a publishing statement's time).
+ * costing a backend a signal (its cost: docs/performance.md).
  * Delivery reports still end a nap at once.
  */
 static void
@@ -216,7 +217,8 @@ worker_wait_for_commits(void)
 
 		ring_bounds(&tail, &head);
 		for (uint64 off = tail; off < head && !writing; off += *ring_field(off, uint64, length))
-			writing = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state)) == SK_BLOCK_WRITING;
+			writing = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state)) ==
+				SK_BLOCK_WRITING;
 		if (!writing)
 			return;
 		pg_usleep(10000);
@@ -240,7 +242,8 @@ worker_shutdown(void)
 	ring_bounds(&tail, &head);
 	if (head != tail)
 		ereport(LOG,
-				(errmsg("streamkafka worker stopping with %llu bytes of events not acknowledged by Kafka",
+				(errmsg("streamkafka worker stopping with %llu bytes of events "
+						"not acknowledged by Kafka",
 						(unsigned long long) (head - tail)),
 				 errdetail("If only the worker restarts, it sends them from shared memory; "
 						   "if the server stops, they were saved to the spill file.")));
@@ -311,7 +314,8 @@ worker_recover(MemoryContext loop_context)
 	MemoryContextReset(loop_context);
 	RESUME_INTERRUPTS();
 	ereport(LOG,
-			(errmsg("streamkafka worker goes on after the error above; its producer keeps running")));
+			(errmsg("streamkafka worker goes on after the error above; "
+					"its producer keeps running")));
 	sender_resync();
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					 WORKER_ERROR_PAUSE_MS, PG_WAIT_EXTENSION);
