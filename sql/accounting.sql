@@ -7,9 +7,10 @@
 \i test/regress-helpers.sql
 \set ECHO all
 
--- acct_wait(condition): wait (up to 20 s) until the condition holds; gives
+-- acct_wait(condition): wait (up to 40 s) until the condition holds; gives
 -- up at once, with a WARNING, when the worker is gone for 2 s or no counter
--- and no breaker field moved for 5 s
+-- and no breaker field moved for 15 s (librdkafka waits up to 10 s before
+-- it reconnects to brokers that were down)
 CREATE FUNCTION acct_wait(condition text) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -19,7 +20,7 @@ DECLARE
     still int := 0;
     no_worker int := 0;
 BEGIN
-    FOR turn IN 1 .. 400 LOOP
+    FOR turn IN 1 .. 800 LOOP
         EXECUTE 'SELECT ' || condition INTO ok;
         IF ok THEN
             RETURN true;
@@ -33,10 +34,10 @@ BEGIN
         no_worker := CASE WHEN EXISTS (SELECT FROM pg_stat_activity
                                         WHERE backend_type = 'streamkafka worker')
                           THEN 0 ELSE no_worker + 1 END;
-        IF still >= 100 OR no_worker >= 40 THEN
+        IF still >= 300 OR no_worker >= 40 THEN
             RAISE WARNING 'acct_wait(%) gives up: %', condition,
                 CASE WHEN no_worker >= 40 THEN 'the worker is not running'
-                     ELSE 'nothing moved for 5 s' END;
+                     ELSE 'nothing moved for 15 s' END;
             RETURN false;
         END IF;
         PERFORM pg_sleep(0.05);

@@ -20,7 +20,8 @@ $$;
 -- wait_finished(n): wait (up to 30 s) until n events are delivered or failed;
 -- gives up at once, with a WARNING saying why, when that cannot happen any
 -- more: the queue is empty (its own count, read twice), the worker is gone
--- for 2 s, or no counter moved for 5 s
+-- for 2 s, or no counter moved for 15 s (librdkafka waits up to 10 s before
+-- it reconnects to brokers that were down)
 CREATE OR REPLACE FUNCTION wait_finished(n bigint) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -44,11 +45,11 @@ BEGIN
         no_worker := CASE WHEN EXISTS (SELECT FROM pg_stat_activity
                                         WHERE backend_type = 'streamkafka worker')
                           THEN 0 ELSE no_worker + 1 END;
-        IF empty >= 2 OR still >= 100 OR no_worker >= 40 THEN
+        IF empty >= 2 OR still >= 300 OR no_worker >= 40 THEN
             RAISE WARNING 'wait_finished(%) gives up at % finished: %', n, s.done,
                 CASE WHEN empty >= 2 THEN 'the queue is empty'
                      WHEN no_worker >= 40 THEN 'the worker is not running'
-                     ELSE 'no counter moved for 5 s' END;
+                     ELSE 'no counter moved for 15 s' END;
             RETURN false;
         END IF;
         PERFORM pg_sleep(0.05);
