@@ -61,6 +61,7 @@
 #include "event.h"
 #include "metrics.h"
 #include "publish.h"
+#include "ratelimit.h"
 #include "ring.h"
 #include "settings.h"
 #include "streamkafka.h"
@@ -407,9 +408,8 @@ deadletter_warn(const char *why)
 			 "cannot write %d refused events to kafka_dead_letters in database \"%s\" "
 			 "(streamkafka.database): %s", refused.count, sk_database, why);
 	metrics_note_error(text);
-	if (!TimestampDifferenceExceeds(last_warning, now, DEADLETTER_WARN_MS))
+	if (!log_interval_passed(&last_warning, now, DEADLETTER_WARN_MS))
 		return;
-	last_warning = now;
 	ereport(WARNING,
 			(errmsg("streamkafka cannot write %d refused events to kafka_dead_letters in database \"%s\"; they wait in the queue",
 					refused.count, sk_database),

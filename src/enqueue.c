@@ -21,12 +21,12 @@
 #include "pgstat.h"
 #include "utils/timestamp.h"
 
+#include "ratelimit.h"
 #include "ring.h"
 #include "enqueue.h"
 #include "metrics.h"
 #include "settings.h"
 
-#define DROP_LOG_INTERVAL_MS	10000
 
 /*
  * enqueue_check_fits - ERROR if a block of block_length bytes, the last event
@@ -123,13 +123,12 @@ enqueue_drop(uint32 nevents)
 	metrics_count_queued(nevents);
 	metrics_count_dropped(nevents);
 	unlogged += nevents;
-	if (!TimestampDifferenceExceeds(last_log, now, DROP_LOG_INTERVAL_MS))
+	if (!log_interval_passed(&last_log, now, SK_DROP_LOG_INTERVAL_MS))
 		return;
 	ereport(LOG,
 			(errmsg("streamkafka queue is full: dropped %llu new event(s) (overflow = %s)",
 					(unsigned long long) unlogged, settings_overflow_name(sk_overflow))));
 	unlogged = 0;
-	last_log = now;
 }
 
 /*

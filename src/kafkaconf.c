@@ -179,6 +179,25 @@ kafkaconf_fingerprint(char *out, size_t outlen)
 }
 
 /*
+ * conf_set_pair - set one property; false with errstr filled if librdkafka
+ * refuses it (for a secret property without the value or librdkafka's
+ * reason, which may quote it)
+ */
+static bool
+conf_set_pair(rd_kafka_conf_t *conf, const ConfPair *pair, char *errstr, size_t errlen)
+{
+	char		reason[512];
+
+	if (rd_kafka_conf_set(conf, pair->name, pair->value, reason, sizeof(reason)) == RD_KAFKA_CONF_OK)
+		return true;
+	if (parse_is_secret_property(pair->name))
+		snprintf(errstr, errlen, "%s: the value was refused", pair->name);
+	else
+		snprintf(errstr, errlen, "%s=%s: %s", pair->name, pair->value, reason);
+	return false;
+}
+
+/*
  * kafkaconf_producer - rd_kafka_conf_t with every property the settings
  * give, or NULL with errstr filled (a secret's value is never put in it)
  */
@@ -189,17 +208,11 @@ kafkaconf_producer(char *errstr, size_t errlen)
 	ConfPair	pairs[KAFKACONF_MAX_PAIRS];
 	int			first_option;
 	int			n = all_pairs(pairs, &first_option);
-	char		reason[512];
 
 	for (int i = 0; i < n; i++)
 	{
-		if (rd_kafka_conf_set(conf, pairs[i].name, pairs[i].value,
-							  reason, sizeof(reason)) != RD_KAFKA_CONF_OK)
+		if (!conf_set_pair(conf, &pairs[i], errstr, errlen))
 		{
-			if (parse_is_secret_property(pairs[i].name))
-				snprintf(errstr, errlen, "%s: the value was refused", pairs[i].name);
-			else
-				snprintf(errstr, errlen, "%s=%s: %s", pairs[i].name, pairs[i].value, reason);
 			rd_kafka_conf_destroy(conf);
 			free_option_names(pairs, first_option, n);
 			return NULL;
@@ -213,7 +226,8 @@ kafkaconf_producer(char *errstr, size_t errlen)
  * kafkaconf_client - the settings' connection properties (security
  * included) for another client of the same cluster, e.g. the monitor's;
  * bootstrap is the cluster's address (the mock cluster's, in mock mode).
- * NULL with errstr filled if librdkafka refuses a property.
+ * NULL with errstr filled if librdkafka refuses a property (never with a
+ * secret's value).
  */
 rd_kafka_conf_t *
 kafkaconf_client(const char *bootstrap, char *errstr, size_t errlen)
@@ -230,8 +244,7 @@ kafkaconf_client(const char *bootstrap, char *errstr, size_t errlen)
 			strcmp(pairs[i].name, "statistics.interval.ms") == 0 ||
 			strcmp(pairs[i].name, "bootstrap.servers") == 0)
 			continue;
-		ok = rd_kafka_conf_set(conf, pairs[i].name, pairs[i].value,
-							   errstr, errlen) == RD_KAFKA_CONF_OK;
+		ok = conf_set_pair(conf, &pairs[i], errstr, errlen);
 	}
 	free_option_names(pairs, first_option, n);
 	if (ok)

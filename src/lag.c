@@ -108,11 +108,15 @@ lag_our_topics(char ***names)
 
 	*names = malloc(Max(n, 1) * sizeof(char *));
 	if (*names == NULL)
+	{
+		pfree(rows);
 		return 0;
+	}
 	for (int i = 0; i < n; i++)
 		if (strcmp(rows[i].topic, SK_OVERFLOW_TOPIC) != 0 &&
 			((*names)[kept] = strdup(rows[i].topic)) != NULL)
 			kept++;
+	pfree(rows);
 	return kept;
 }
 

@@ -36,6 +36,7 @@
 
 #include "compat.h"
 #include "enqueue.h"
+#include "hugepage.h"
 #include "metrics.h"
 #include "pending.h"
 #include "ring.h"
@@ -45,7 +46,6 @@
 #define PENDING_FIRST_CHUNK		(64 * 1024)
 #define PENDING_MAX_CHUNK		(32 * 1024 * 1024)
 #define PENDING_KEEP_BYTES		(16 * 1024 * 1024)
-#define PENDING_HUGE_PAGE		(2 * 1024 * 1024)
 
 /*
  * The first chunk is backend memory, kept across transactions.  Past it, a
@@ -129,7 +129,7 @@ pending_memory(void)
 static void *
 chunk_map(uint64 bytes)
 {
-	char	   *raw = mmap(NULL, bytes + PENDING_HUGE_PAGE, PROT_READ | PROT_WRITE,
+	char	   *raw = mmap(NULL, bytes + SK_HUGE_PAGE, PROT_READ | PROT_WRITE,
 						   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char	   *aligned;
 
@@ -139,11 +139,11 @@ chunk_map(uint64 bytes)
 				 errmsg("out of memory"),
 				 errdetail("Failed to map %llu bytes for a transaction's Kafka events.",
 						   (unsigned long long) bytes)));
-	aligned = (char *) TYPEALIGN(PENDING_HUGE_PAGE, raw);
+	aligned = (char *) TYPEALIGN(SK_HUGE_PAGE, raw);
 	if (aligned > raw)
 		munmap(raw, aligned - raw);
-	if (aligned + bytes < raw + bytes + PENDING_HUGE_PAGE)
-		munmap(aligned + bytes, raw + PENDING_HUGE_PAGE - aligned);
+	if (aligned + bytes < raw + bytes + SK_HUGE_PAGE)
+		munmap(aligned + bytes, raw + SK_HUGE_PAGE - aligned);
 #ifdef MADV_HUGEPAGE
 	(void) madvise(aligned, bytes, MADV_HUGEPAGE);
 #endif
@@ -172,9 +172,9 @@ chunk_new(uint64 capacity)
 	PendingChunk *chunk;
 	uint64		bytes = offsetof(PendingChunk, data) + capacity;
 
-	if (bytes >= PENDING_HUGE_PAGE)
+	if (bytes >= SK_HUGE_PAGE)
 	{
-		bytes = TYPEALIGN64(PENDING_HUGE_PAGE, bytes);
+		bytes = TYPEALIGN64(SK_HUGE_PAGE, bytes);
 		chunk = chunk_map(bytes);
 		chunk->mapped = bytes;
 	}

@@ -51,11 +51,11 @@
 #include "event.h"
 #include "metrics.h"
 #include "producer.h"
+#include "ratelimit.h"
 #include "ring.h"
 #include "sender.h"
 #include "topicstats.h"
 
-#define DROP_LOG_INTERVAL_MS	10000
 
 typedef struct SenderState
 {
@@ -164,9 +164,8 @@ sender_copy_failed(uint64 off)
 			 (long long) event_ring_id(off), event_ring_length(off));
 	metrics_note_error(text);
 	sender.backpressure = true;
-	if (!TimestampDifferenceExceeds(last_log, now, DROP_LOG_INTERVAL_MS))
+	if (!log_interval_passed(&last_log, now, SK_DROP_LOG_INTERVAL_MS))
 		return;
-	last_log = now;
 	ereport(LOG,
 			(errmsg("streamkafka %s; the worker tries again", text),
 			 errdetail("The events behind it wait in the queue.")));
@@ -545,7 +544,7 @@ sender_log_drops(uint64 dropped, uint64 refused)
 	sender.dropped_unlogged += dropped;
 	sender.refused_dropped_unlogged += refused;
 	if (sender.dropped_unlogged == 0 ||
-		!TimestampDifferenceExceeds(sender.last_drop_log, now, DROP_LOG_INTERVAL_MS))
+		!log_interval_passed(&sender.last_drop_log, now, SK_DROP_LOG_INTERVAL_MS))
 		return;
 	ereport(LOG,
 			(errmsg("streamkafka dropped the %llu oldest queued events to make room "
@@ -555,7 +554,6 @@ sender_log_drops(uint64 dropped, uint64 refused)
 					(unsigned long long) sender.refused_dropped_unlogged)));
 	sender.dropped_unlogged = 0;
 	sender.refused_dropped_unlogged = 0;
-	sender.last_drop_log = now;
 }
 
 /* count a dropped event in its topic's statistics */

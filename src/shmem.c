@@ -29,6 +29,7 @@
 #include "lag.h"
 #include "metrics.h"
 #include "mockfault.h"
+#include "hugepage.h"
 #include "ring.h"
 #include "shmem.h"
 #include "staging.h"
@@ -67,7 +68,6 @@ static const MainRegion main_regions[] = {
 static char *survivor_memory = NULL;
 static Size survivor_offsets[SK_SURVIVOR_REGIONS];
 
-#define SK_HUGE_PAGE	((Size) 2 * 1024 * 1024)
 
 /*
  * map_huge - the memory in huge pages if PostgreSQL's huge_pages allows them

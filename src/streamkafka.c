@@ -34,6 +34,7 @@
 #include "shmem.h"
 #include "spill.h"
 #include "staging.h"
+#include "locks.h"
 #include "streamkafka.h"
 #include "topicstats.h"
 

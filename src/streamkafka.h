@@ -10,8 +10,6 @@
 
 #define STREAMKAFKA_VERSION "0.3.0"
 
-/* SK_LWLOCKS, for the tranche request in streamkafka.c */
-#include "locks.h"
 
 /* true in processes where the library came from shared_preload_libraries */
 extern bool streamkafka_preloaded;
