@@ -20,6 +20,20 @@
 #define SK_CreateWaitEventSet(nevents) CreateWaitEventSet(CurrentMemoryContext, (nevents))
 #endif
 
+/* this backend's index in ProcGlobal->allProcs (PostgreSQL 17: MyProcNumber) */
+#if PG_VERSION_NUM >= 170000
+#include "storage/procnumber.h"
+#define SK_MyProcNumber() ((int) MyProcNumber)
+#else
+#include "storage/proc.h"
+#define SK_MyProcNumber() (MyProc->pgprocno)
+#endif
+
+/* PostgreSQL 18 no longer defines Abs() */
+#ifndef Abs
+#define Abs(x) ((x) >= 0 ? (x) : -(x))
+#endif
+
 /*
  * memory for a GUC check hook's new value and extra (PostgreSQL 16:
  * guc_malloc; PostgreSQL frees both with guc_free, which refuses malloc's)

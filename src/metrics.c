@@ -44,6 +44,7 @@
 #include "utils/timestamp.h"
 
 #include "brokers.h"
+#include "compat.h"
 #include "metrics.h"
 #include "ring.h"
 #include "settings.h"

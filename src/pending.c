@@ -348,7 +348,7 @@ pending_reserve(void)
 	block_off = off;
 	block_reserved = true;
 	/* who commits it: the worker may pass it while it waits for a standby */
-	*ring_field(off, uint64, owner) = ring_owner_word(MyProc->pgprocno,
+	*ring_field(off, uint64, owner) = ring_owner_word(SK_MyProcNumber(),
 													  GetTopTransactionIdIfAny());
 
 	pos = off + SK_BLOCK_HEADER_SIZE;
