@@ -4,20 +4,6 @@
 \i test/regress-helpers.sql
 \set ECHO all
 
-CREATE FUNCTION wait_for(query text) RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    ok boolean := false;
-BEGIN
-    FOR turn IN 1 .. 600 LOOP
-        EXECUTE query INTO ok;
-        EXIT WHEN ok;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-    RETURN ok;
-END
-$$;
-
 SELECT count(kafka_publish('regress.obs', 'v' || g, transactional => false))
   FROM generate_series(1, 10) g;
 SELECT wait_for($$SELECT delivered = 10 FROM kafka_topic_stats WHERE topic = 'regress.obs'$$);
