@@ -83,7 +83,11 @@ fuzz:
 fuzz-sql:
 	fuzz/run-sql
 
-# the TAP suite with every PostgreSQL process under valgrind (minutes)
-.PHONY: valgrind-tap
+# TAP tests with every PostgreSQL process under valgrind (minutes): the
+# files that reach every worker and monitor path (listed in test/valgrind/tap),
+# or all of them
+.PHONY: valgrind-tap valgrind-tap-all
 valgrind-tap:
 	test/valgrind/tap
+valgrind-tap-all:
+	test/valgrind/tap --all

@@ -7,45 +7,6 @@
 \i test/regress-helpers.sql
 \set ECHO all
 
--- acct_wait(condition): wait (up to 40 s) until the condition holds; gives
--- up at once, with a WARNING, when the worker is gone for 2 s or no counter
--- and no breaker field moved for 15 s (librdkafka waits up to 10 s before
--- it reconnects to brokers that were down)
-CREATE FUNCTION acct_wait(condition text) RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    ok boolean;
-    progress text;
-    last_progress text := '';
-    still int := 0;
-    no_worker int := 0;
-BEGIN
-    FOR turn IN 1 .. 800 LOOP
-        EXECUTE 'SELECT ' || condition INTO ok;
-        IF ok THEN
-            RETURN true;
-        END IF;
-        SELECT concat_ws(',', s.sent, s.delivered, s.failed, s.dropped, s.dead_lettered,
-                         s.queue_events, b.state, b.opened_count, b.consecutive_failures)
-          INTO progress FROM kafka_stats s, kafka_breaker b;
-        still := CASE WHEN progress = last_progress THEN still + 1 ELSE 0 END;
-        last_progress := progress;
-        PERFORM pg_stat_clear_snapshot();
-        no_worker := CASE WHEN EXISTS (SELECT FROM pg_stat_activity
-                                        WHERE backend_type = 'streamkafka worker')
-                          THEN 0 ELSE no_worker + 1 END;
-        IF still >= 300 OR no_worker >= 40 THEN
-            RAISE WARNING 'acct_wait(%) gives up: %', condition,
-                CASE WHEN no_worker >= 40 THEN 'the worker is not running'
-                     ELSE 'nothing moved for 15 s' END;
-            RETURN false;
-        END IF;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-    RETURN false;
-END
-$$;
-
 -- the identity as sql/stats.sql checks it, and as kafka_health() does
 CREATE FUNCTION acct_identity(OUT queue_events_adds_up boolean, OUT difference bigint,
                               OUT health_check text)
@@ -56,10 +17,12 @@ LANGUAGE sql AS $$
       FROM kafka_stats
 $$;
 
-SELECT acct_wait($$(kafka_health()->>'producer_ready')::boolean$$) AS producer_ready;
-SELECT acct_wait($$kafka_health()->'checks'->>'dead_letters' NOT LIKE 'cannot be written%'$$)
+SELECT wait_for($$SELECT (kafka_health()->>'producer_ready')::boolean$$, watch_progress => true)
+       AS producer_ready;
+SELECT wait_for($$SELECT kafka_health()->'checks'->>'dead_letters' NOT LIKE 'cannot be written%'$$,
+                watch_progress => true)
        AS dead_letters_writable;
-SELECT acct_wait('queue_events = 0 FROM kafka_stats') AS idle;
+SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
 SELECT * FROM acct_identity();
 
 -- 1. the exact bytes of keys, values and headers as a consumer reads them
@@ -77,7 +40,7 @@ SELECT kafka_publish('acct.bytes', 'rolled-back', key => 'y') > 0 AS published;
 ROLLBACK TO SAVEPOINT s;
 SELECT kafka_publish('acct.bytes', 'kept-2', key => 'z', headers => '{"h": "v"}') > 0 AS published;
 COMMIT;
-SELECT acct_wait('queue_events = 0 FROM kafka_stats') AS idle;
+SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
 SELECT key, CASE WHEN length(value) = 256 THEN 'md5 ' || md5(value)
                 ELSE convert_from(value, 'UTF8') END AS value,
        header_names, header_values
@@ -94,7 +57,7 @@ SELECT * FROM acct_identity();
 SELECT count(kafka_publish('acct.many', 'value-' || g, key => 'key-' || g,
                            headers => jsonb_build_object('n', g::text), transactional => false))
   FROM generate_series(1, 2000) g;
-SELECT acct_wait('queue_events = 0 FROM kafka_stats') AS idle;
+SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
 SELECT count(*) AS consumed,
        count(DISTINCT key) AS distinct_keys,
        count(*) FILTER (WHERE convert_from(value, 'UTF8') =
@@ -116,7 +79,7 @@ SELECT count(kafka_publish('acct.outage', repeat('x', 1000), key => g::text,
 SELECT queue_events AS waiting, dropped - :dropped0 AS dropped FROM kafka_stats \gset
 SELECT :dropped > 0 AS some_dropped, :waiting + :dropped = 6000 AS waiting_plus_dropped;
 SELECT kafka_mock_fault('brokers_up');
-SELECT acct_wait('queue_events = 0 FROM kafka_stats') AS idle;
+SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
 SELECT (SELECT delivered - :delivered0 FROM kafka_stats) = :waiting AS delivered_what_waited,
        (SELECT count(*) FROM kafka_test_consume('acct.outage')) = :waiting AS consumer_read_what_waited,
        (SELECT count(DISTINCT key) FROM kafka_test_consume('acct.outage')) = :waiting AS no_duplicates;
@@ -133,24 +96,28 @@ SELECT pg_reload_conf();
 -- the worker rebuilds its producer on the reload (nothing shows it in SQL: a
 -- worker that had not, retrying, would fail the test below, never pass it)
 SELECT pg_sleep(1);
-SELECT acct_wait($$(kafka_health()->>'producer_ready')::boolean$$) AS reloaded;
+SELECT wait_for($$SELECT (kafka_health()->>'producer_ready')::boolean$$, watch_progress => true)
+       AS reloaded;
 SELECT kafka_publish('acct.breaker', 'warm-up', transactional => false) > 0 AS published;
-SELECT acct_wait('queue_events = 0 FROM kafka_stats') AS idle;
+SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
 SELECT failed AS failed0, dead_lettered AS dead0, delivered AS delivered0 FROM kafka_stats \gset
 SELECT opened_count AS opened0 FROM kafka_breaker \gset
 SELECT count(*) AS rows0 FROM kafka_dead_letters \gset
 SELECT state, consecutive_failures FROM kafka_breaker;
 SELECT kafka_mock_fault('produce_errors', 3, 19);
 SELECT kafka_publish('acct.breaker', 'bad-1', key => 'k1', transactional => false) > 0 AS published;
-SELECT acct_wait('failed >= ' || :failed0 + 1 || ' FROM kafka_stats') AS refused_1;
+SELECT wait_for('SELECT failed >= ' || :failed0 + 1 || ' FROM kafka_stats', watch_progress => true)
+       AS refused_1;
 SELECT state, consecutive_failures FROM kafka_breaker;
 SELECT kafka_publish('acct.breaker', 'bad-2', key => 'k2', transactional => false) > 0 AS published;
-SELECT acct_wait('failed >= ' || :failed0 + 2 || ' FROM kafka_stats') AS refused_2;
+SELECT wait_for('SELECT failed >= ' || :failed0 + 2 || ' FROM kafka_stats', watch_progress => true)
+       AS refused_2;
 SELECT kafka_publish('acct.breaker', 'bad-3', key => 'k3', transactional => false) > 0 AS published;
-SELECT acct_wait($$state = 'open' FROM kafka_breaker$$) AS opened;
+SELECT wait_for($$SELECT state = 'open' FROM kafka_breaker$$, watch_progress => true) AS opened;
 SELECT state, consecutive_failures, opened_count - :opened0 AS opened
   FROM kafka_breaker;
-SELECT acct_wait('dead_lettered = ' || :dead0 + 3 || ' FROM kafka_stats') AS dead_lettered;
+SELECT wait_for('SELECT dead_lettered = ' || :dead0 + 3 || ' FROM kafka_stats',
+                watch_progress => true) AS dead_lettered;
 SELECT (SELECT dead_lettered - :dead0 FROM kafka_stats) AS dead_lettered,
        (SELECT count(*) - :rows0 FROM kafka_dead_letters) AS new_rows;
 SELECT convert_from(value, 'UTF8') AS value, convert_from(key, 'UTF8') AS key, error_name
@@ -162,8 +129,8 @@ SELECT pg_sleep(0.5);
 SELECT state, queue_events FROM kafka_breaker, kafka_stats;
 ALTER SYSTEM SET streamkafka.breaker_recovery_timeout_ms = 300;
 SELECT pg_reload_conf();
-SELECT acct_wait($$state = 'closed' FROM kafka_breaker$$) AS closed;
-SELECT acct_wait('queue_events = 0 FROM kafka_stats') AS idle;
+SELECT wait_for($$SELECT state = 'closed' FROM kafka_breaker$$, watch_progress => true) AS closed;
+SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
 SELECT delivered - :delivered0 AS delivered FROM kafka_stats;
 SELECT convert_from(value, 'UTF8') AS value
   FROM kafka_test_consume('acct.breaker') ORDER BY 1;
@@ -173,7 +140,7 @@ SELECT * FROM acct_identity();
 SELECT kafka_test_freeze_counter('delivered');
 SELECT count(kafka_publish('acct.frozen', 'f' || g, transactional => false))
   FROM generate_series(1, 3) g;
-SELECT acct_wait('queue_events = 0 FROM kafka_stats') AS idle;
+SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
 SELECT * FROM acct_identity();
 SELECT kafka_health()->>'status' AS status;
 SELECT kafka_test_freeze_counter('delivered', false);
@@ -183,16 +150,17 @@ SELECT * FROM acct_identity();
 SELECT kafka_test_freeze_counter('dead_lettered');
 SELECT kafka_mock_fault('produce_errors', 1, 19);
 SELECT kafka_publish('acct.frozen', 'refused', transactional => false) > 0 AS published;
-SELECT acct_wait($$count(*) = 1 FROM kafka_dead_letters WHERE convert_from(value, 'UTF8') = 'refused'$$)
+SELECT wait_for($$SELECT count(*) = 1 FROM kafka_dead_letters
+                   WHERE convert_from(value, 'UTF8') = 'refused'$$, watch_progress => true)
        AS dead_letter_written;
-SELECT acct_wait('queue_events = 0 FROM kafka_stats') AS idle;
+SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
 SELECT * FROM acct_identity();
 SELECT kafka_test_freeze_counter('dead_lettered', false);
 SELECT kafka_stats_reset();
 
 SELECT kafka_test_freeze_counter('queued');
 SELECT kafka_publish('acct.frozen', 'unqueued', transactional => false) > 0 AS published;
-SELECT acct_wait('queue_events = 0 FROM kafka_stats') AS idle;
+SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
 SELECT * FROM acct_identity();
 SELECT kafka_test_freeze_counter('queued', false);
 SELECT kafka_stats_reset();

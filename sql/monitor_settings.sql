@@ -5,23 +5,6 @@
 \i test/regress-helpers.sql
 \set ECHO all
 
--- monitor_wait_for(query): poll a boolean query (up to 30 s)
-CREATE FUNCTION monitor_wait_for(query text) RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    ok boolean;
-BEGIN
-    FOR turn IN 1 .. 600 LOOP
-        EXECUTE query INTO ok;
-        IF ok THEN
-            RETURN true;
-        END IF;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-    RETURN false;
-END
-$$;
-
 -- the HTTP endpoint's address must be an IPv4 address
 ALTER SYSTEM SET streamkafka.http_listen_address = 'not-an-ip';
 ALTER SYSTEM SET streamkafka.http_listen_address = '::1';
@@ -44,11 +27,10 @@ CREATE TABLE monitor_before AS
   SELECT kafka_health()->>'bootstrap_servers' AS bootstrap;
 ALTER SYSTEM SET streamkafka.client_id = 'app 1 (eu)/{x}:y,z';
 SELECT pg_reload_conf();
-SELECT monitor_wait_for($$SELECT kafka_health()->>'bootstrap_servers'
-                           <> (SELECT bootstrap FROM monitor_before)$$) AS producer_rebuilt;
-SELECT monitor_wait_for($$SELECT count(*) = 3 FROM kafka_brokers$$) AS brokers_listed;
+SELECT wait_for($$SELECT kafka_health()->>'bootstrap_servers'
+                   <> (SELECT bootstrap FROM monitor_before)$$) AS producer_rebuilt;
+SELECT wait_for($$SELECT count(*) = 3 FROM kafka_brokers$$) AS brokers_listed;
 ALTER SYSTEM RESET streamkafka.client_id;
 SELECT pg_reload_conf();
 
 DROP TABLE monitor_before;
-DROP FUNCTION monitor_wait_for(text);

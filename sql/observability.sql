@@ -4,20 +4,6 @@
 \i test/regress-helpers.sql
 \set ECHO all
 
-CREATE FUNCTION wait_for(query text) RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    ok boolean := false;
-BEGIN
-    FOR turn IN 1 .. 600 LOOP
-        EXECUTE query INTO ok;
-        EXIT WHEN ok;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-    RETURN ok;
-END
-$$;
-
 SELECT count(kafka_publish('regress.obs', 'v' || g, transactional => false))
   FROM generate_series(1, 10) g;
 SELECT wait_for($$SELECT delivered = 10 FROM kafka_topic_stats WHERE topic = 'regress.obs'$$);
@@ -53,6 +39,10 @@ SELECT count(*) FILTER (WHERE line LIKE '# HELP %') = count(*) FILTER (WHERE lin
        bool_or(line = 'streamkafka_delivery_latency_seconds_bucket{le="+Inf"} 0') AS histogram_after_reset,
        bool_or(line = 'streamkafka_brokers{state="total"} 3') AS brokers
   FROM regexp_split_to_table(kafka_metrics_prometheus(), E'\n') AS line;
+-- the rejected counter's help names every refusal it counts
+SELECT line AS rejected_help
+  FROM regexp_split_to_table(kafka_metrics_prometheus(), E'\n') AS line
+ WHERE line LIKE '# HELP streamkafka_events_rejected_total %';
 -- the info series names the versions kafka_health() reports
 SELECT coalesce(bool_or(line LIKE 'streamkafka_info{%,postgresql_version="'
                         || current_setting('server_version') || '",librdkafka_version="'

@@ -5,14 +5,6 @@
 \i test/regress-helpers.sql
 \set ECHO all
 
--- the events the transaction will publish, as the consumer will see them
-CREATE FUNCTION stream_pending() RETURNS TABLE (topic text, key jsonb, value jsonb)
-LANGUAGE sql AS $$
-    SELECT topic, key::jsonb,
-           convert_from(value, 'UTF8')::jsonb - 'ts_ms' - 'txid' - 'database'
-      FROM kafka_pending_events()
-$$;
-
 -- renaming and dropping columns
 CREATE TABLE shaped (id integer PRIMARY KEY, name text, note text, extra text);
 SELECT kafka_stream_table('shaped', columns => ARRAY['id', 'name', 'note']);
@@ -20,19 +12,19 @@ ALTER TABLE shaped RENAME COLUMN name TO title;
 ALTER TABLE shaped RENAME COLUMN id TO shaped_id;
 BEGIN;
 INSERT INTO shaped VALUES (1, 'one', 'n', 'x');
-SELECT * FROM stream_pending();
+SELECT * FROM pending();
 ROLLBACK;
 ALTER TABLE shaped DROP COLUMN note;
 -- a new column with a renamed column's old name is not taken for it
 ALTER TABLE shaped ADD COLUMN name text;
 BEGIN;
 INSERT INTO shaped (shaped_id, title, extra, name) VALUES (2, 'two', 'x', 'not streamed');
-SELECT * FROM stream_pending();
+SELECT * FROM pending();
 ROLLBACK;
 ALTER TABLE shaped DROP COLUMN title;
 BEGIN;
 INSERT INTO shaped (shaped_id) VALUES (3);
-SELECT * FROM stream_pending();
+SELECT * FROM pending();
 ROLLBACK;
 -- the key column dropped: the error says what to do
 ALTER TABLE shaped DROP CONSTRAINT shaped_pkey;
@@ -52,17 +44,17 @@ SELECT kafka_stream_table('parted', columns => ARRAY['id', 'v']);
 ALTER TABLE parted RENAME COLUMN v TO val;
 BEGIN;
 INSERT INTO parted VALUES (1, 'eu', 'a'), (2, 'us', 'b');
-SELECT * FROM stream_pending();
+SELECT * FROM pending();
 ROLLBACK;
 
 -- TRUNCATE of one partition is published, as is TRUNCATE of the parent
 BEGIN;
 TRUNCATE parted_eu;
-SELECT topic, key, value->>'op' AS op, value->>'table' AS "table" FROM stream_pending();
+SELECT topic, key, value->>'op' AS op, value->>'table' AS "table" FROM pending();
 ROLLBACK;
 BEGIN;
 TRUNCATE parted;
-SELECT topic, value->>'op' AS op, value->>'table' AS "table" FROM stream_pending() ORDER BY 3;
+SELECT topic, value->>'op' AS op, value->>'table' AS "table" FROM pending() ORDER BY 3;
 ROLLBACK;
 -- partitions created or attached later publish their TRUNCATE too
 CREATE TABLE parted_asia PARTITION OF parted FOR VALUES IN ('asia');
@@ -70,7 +62,7 @@ CREATE TABLE parted_mars (id integer NOT NULL, region text NOT NULL, val text);
 ALTER TABLE parted ATTACH PARTITION parted_mars FOR VALUES IN ('mars');
 BEGIN;
 TRUNCATE parted_asia, parted_mars;
-SELECT topic, value->>'op' AS op, value->>'table' AS "table" FROM stream_pending() ORDER BY 3;
+SELECT topic, value->>'op' AS op, value->>'table' AS "table" FROM pending() ORDER BY 3;
 ROLLBACK;
 -- a partition created by the table's owner (a publisher: PostgreSQL clones
 -- the row trigger, which needs EXECUTE on the trigger function)

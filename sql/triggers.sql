@@ -3,14 +3,6 @@
 \set ECHO none
 \i test/regress-helpers.sql
 \set ECHO all
-CREATE FUNCTION pending() RETURNS TABLE (topic text, key jsonb, value jsonb)
-LANGUAGE sql AS $$
-    SELECT topic, key::jsonb,
-           convert_from(value, 'UTF8')::jsonb - 'ts_ms' - 'txid'
-             #- '{source,ts_ms}' #- '{source,txId}'
-      FROM kafka_pending_events()
-$$;
-
 CREATE TYPE mood AS ENUM ('happy', 'sad');
 CREATE DOMAIN positive AS integer CHECK (VALUE > 0);
 CREATE TABLE typed (

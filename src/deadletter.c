@@ -312,8 +312,9 @@ deadletter_write_refused(const char *schema)
 	Oid			types[DEADLETTER_NARGS] = {INT8OID, TEXTOID, INT4OID, BYTEAOID, BYTEAOID,
 		JSONBOID, INT4OID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
 	char	   *sql = psprintf("INSERT INTO %s.kafka_dead_letter_rows AS d "
-							   "(id, topic, partition, key, value, headers, error_code, error_name, "
-							   "error, attempts, first_failed_at, last_failed_at, database, role) "
+							   "(id, topic, partition, key, value, headers, error_code, "
+							   "error_name, error, attempts, first_failed_at, last_failed_at, "
+							   "database, role) "
 							   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, "
 							   "$12, $13) "
 							   "ON CONFLICT (id) DO UPDATE SET topic = excluded.topic, "
@@ -321,7 +322,8 @@ deadletter_write_refused(const char *schema)
 							   "value = excluded.value, headers = excluded.headers, "
 							   "error_code = excluded.error_code, "
 							   "error_name = excluded.error_name, error = excluded.error, "
-							   "attempts = excluded.attempts, last_failed_at = excluded.last_failed_at, "
+							   "attempts = excluded.attempts, "
+							   "last_failed_at = excluded.last_failed_at, "
 							   "retry_queued_at = NULL",
 							   schema);
 	SPIPlanPtr	plan = SPI_prepare(sql, DEADLETTER_NARGS, types);
@@ -411,10 +413,12 @@ deadletter_warn(const char *why)
 	if (!log_interval_passed(&last_warning, now, DEADLETTER_WARN_MS))
 		return;
 	ereport(WARNING,
-			(errmsg("streamkafka cannot write %d refused events to kafka_dead_letters in database \"%s\"; they wait in the queue",
+			(errmsg("streamkafka cannot write %d refused events to kafka_dead_letters "
+					"in database \"%s\"; they wait in the queue",
 					refused.count, sk_database),
 			 errdetail("%s", why),
-			 errhint("CREATE EXTENSION streamkafka in database \"%s\", or set streamkafka.database.",
+			 errhint("CREATE EXTENSION streamkafka in database \"%s\", "
+					 "or set streamkafka.database.",
 					 sk_database)));
 }
 

@@ -41,15 +41,18 @@ enqueue_check_fits(uint64 block_length, uint64 event_size)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("Kafka event too large for the streamkafka queue"),
-				 errdetail("The event needs %llu bytes, but streamkafka.queue_size holds %llu bytes.",
+				 errdetail("The event needs %llu bytes, "
+						   "but streamkafka.queue_size holds %llu bytes.",
 						   (unsigned long long) event_size,
 						   (unsigned long long) ring_capacity()),
-				 errhint("Raise streamkafka.queue_size (needs a restart), or publish a smaller event.")));
+				 errhint("Raise streamkafka.queue_size (needs a restart), "
+						 "or publish a smaller event.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 			 errmsg("transaction's Kafka events too large for the streamkafka queue"),
 			 errdetail("With this event the transaction's events need %llu bytes, "
-					   "but streamkafka.queue_size holds %llu bytes; all of them must fit at commit.",
+					   "but streamkafka.queue_size holds %llu bytes; "
+					   "all of them must fit at commit.",
 					   (unsigned long long) block_length,
 					   (unsigned long long) ring_capacity()),
 			 errhint("Raise streamkafka.queue_size (needs a restart), publish fewer events "
@@ -148,12 +151,14 @@ enqueue_reject(SkReserveResult result, uint64 block_length, uint32 nevents, bool
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("this database's share of the streamkafka queue is full"),
 				 at_commit ?
-				 errdetail("Its events may take %d%% of the queue (streamkafka.database_queue_share), "
+				 errdetail("Its events may take %d%% of the queue "
+						   "(streamkafka.database_queue_share), "
 						   "%llu bytes; the transaction's %u event(s) need %llu more%s, and the "
 						   "transaction is rolled back.",
 						   sk_database_queue_share, (unsigned long long) enqueue_database_limit(),
 						   nevents, (unsigned long long) block_length, waited) :
-				 errdetail("Its events may take %d%% of the queue (streamkafka.database_queue_share), "
+				 errdetail("Its events may take %d%% of the queue "
+						   "(streamkafka.database_queue_share), "
 						   "%llu bytes; the event needs %llu more%s, and it was not published.",
 						   sk_database_queue_share, (unsigned long long) enqueue_database_limit(),
 						   (unsigned long long) block_length, waited),

@@ -188,7 +188,8 @@ conf_set_pair(rd_kafka_conf_t *conf, const ConfPair *pair, char *errstr, size_t 
 {
 	char		reason[512];
 
-	if (rd_kafka_conf_set(conf, pair->name, pair->value, reason, sizeof(reason)) == RD_KAFKA_CONF_OK)
+	if (rd_kafka_conf_set(conf, pair->name, pair->value, reason,
+						  sizeof(reason)) == RD_KAFKA_CONF_OK)
 		return true;
 	if (parse_is_secret_property(pair->name))
 		snprintf(errstr, errlen, "%s: the value was refused", pair->name);

@@ -69,7 +69,7 @@ typedef struct SkMetrics
 {
 	/* written by backends; kept off the worker's cache line */
 	pg_atomic_uint64 queued;	/* accepted into the queue */
-	pg_atomic_uint64 rejected;	/* refused: queue full, statement failed */
+	pg_atomic_uint64 rejected;	/* refused: queue or database share full */
 	pg_atomic_uint64 dropped;	/* discarded by the overflow policy */
 	pg_atomic_uint64 retried;	/* dead letters queued again */
 	char		backend_pad[PG_CACHE_LINE_SIZE];

@@ -267,7 +267,8 @@ pending_add(const SkEvent *event, uint64 size, int64 event_id)
 	if (block_reserved)
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("cannot publish a transactional Kafka event while the transaction is committing")));
+				 errmsg("cannot publish a transactional Kafka event "
+						"while the transaction is committing")));
 	enqueue_check_fits(block_length, size);
 
 	mark_if_needed();
@@ -401,14 +402,18 @@ pending_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot PREPARE a transaction that changed a streamed table"),
-						 errdetail("The change events of streamed tables are sent when the transaction "
-								   "commits, and a prepared transaction may commit in another session."),
-						 errhint("Commit this transaction without PREPARE TRANSACTION, or stop streaming "
-								 "the table first with kafka_unstream_table().")));
+						 errdetail("The change events of streamed tables are sent when the "
+								   "transaction commits, and a prepared transaction may "
+								   "commit in another session."),
+						 errhint("Commit this transaction without PREPARE TRANSACTION, "
+								 "or stop streaming the table first with "
+								 "kafka_unstream_table().")));
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot PREPARE a transaction that published transactional Kafka events"),
-					 errhint("Publish with transactional => false, or do not use two-phase commit for this transaction.")));
+					 errmsg("cannot PREPARE a transaction that published "
+							"transactional Kafka events"),
+					 errhint("Publish with transactional => false, or do not use "
+							 "two-phase commit for this transaction.")));
 			break;
 		case XACT_EVENT_PREPARE:
 			pending_reset();
@@ -510,7 +515,8 @@ pending_event_row(Tuplestorestate *store, TupleDesc desc, const char *packed)
 	values[3] = PointerGetDatum(cstring_to_text_with_len(view.key, Max(view.header->key_len, 0)));
 	nulls[3] = view.header->key_len < 0;
 	/* text and bytea share a representation: this is the value's bytes */
-	values[4] = PointerGetDatum(cstring_to_text_with_len(view.value, Max(view.header->value_len, 0)));
+	values[4] = PointerGetDatum(cstring_to_text_with_len(view.value,
+														 Max(view.header->value_len, 0)));
 	nulls[4] = view.header->value_len < 0;
 	values[5] = headers_jsonb(&view);
 	tuplestore_putvalues(store, desc, values, nulls);
@@ -538,7 +544,8 @@ pending_check_tables_readable(void)
 
 		if (pg_class_aclcheck_ext(pending_tables[i], role, ACL_SELECT, &missing) == ACLCHECK_OK ||
 			missing ||
-			pg_attribute_aclcheck_all(pending_tables[i], role, ACL_SELECT, ACLMASK_ALL) == ACLCHECK_OK)
+			pg_attribute_aclcheck_all(pending_tables[i], role, ACL_SELECT,
+									  ACLMASK_ALL) == ACLCHECK_OK)
 			continue;
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -120,7 +120,9 @@ prometheus_counters(StringInfo out, const SkStatsSnapshot *snap)
 	counter(out, "streamkafka_events_dropped_total", "Events discarded by the overflow policy.",
 			snap->dropped);
 	counter(out, "streamkafka_events_rejected_total",
-			"Events refused because the queue was full (the statement failed).", snap->rejected);
+			"Events refused because the queue was full or their database's share of it "
+			"(streamkafka.database_queue_share) was used up (the statement or COMMIT failed).",
+			snap->rejected);
 	counter(out, "streamkafka_events_dead_lettered_total", "Events written to kafka_dead_letters.",
 			snap->dead_lettered);
 	counter(out, "streamkafka_events_retried_total",

@@ -106,7 +106,8 @@ publish_check_size(const SkEvent *event)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("Kafka event too large"),
-				 errdetail("Its key, value and headers take %llu bytes; streamkafka.message_max_bytes is %d.",
+				 errdetail("Its key, value and headers take %llu bytes; "
+						   "streamkafka.message_max_bytes is %d.",
 						   (unsigned long long) size, sk_message_max_bytes),
 				 errhint("Publish a smaller event, or raise streamkafka.message_max_bytes "
 						 "(and the broker's and topic's max.message.bytes).")));

@@ -155,11 +155,12 @@ ring_recover(RingBlockCounter count_unfinished)
 	for (uint64 off = sk_ring->tail; off < pg_atomic_read_u64(&sk_ring->head);
 		 off += *ring_field(off, uint64, length))
 	{
-		uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
+		uint32		state = ring_block_state(off);
+		TransactionId owner_xid = (TransactionId) *ring_field(off, uint64, owner);
 
 		if (state == SK_BLOCK_WRITING)
 			pg_atomic_write_u32(ring_field(off, pg_atomic_uint32, state),
-								TransactionIdIsValid((TransactionId) *ring_field(off, uint64, owner)) ?
+								TransactionIdIsValid(owner_xid) ?
 								SK_BLOCK_IN_DOUBT : SK_BLOCK_ABANDONED);
 		if (state != SK_BLOCK_READY)
 			continue;

@@ -125,6 +125,13 @@ ring_capacity(void)
 	return sk_ring->size;
 }
 
+/* the state (SK_BLOCK_*) of the block at offset off */
+static inline uint32
+ring_block_state(uint64 off)
+{
+	return pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
+}
+
 /* bytes from off to the physical end of the ring */
 static inline uint64
 ring_contiguous(uint64 off)

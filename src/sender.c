@@ -344,7 +344,7 @@ static bool
 sender_return_to_held(void)
 {
 	uint64		off = sender.held;
-	uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
+	uint32		state = ring_block_state(off);
 
 	if (state == SK_BLOCK_WRITING)
 		return false;
@@ -375,7 +375,8 @@ sender_resolve_in_doubt(uint64 off)
 		metrics_count_queued(nevents);
 		ring_block_ready(off);
 		ereport(LOG,
-				(errmsg("streamkafka: transaction %u committed before the crash: its %u events are queued",
+				(errmsg("streamkafka: transaction %u committed before the crash: "
+						"its %u events are queued",
 						xid, nevents)));
 		return SK_BLOCK_READY;
 	}
@@ -403,7 +404,7 @@ sender_next_block(void)
 	while (sender.next_block < sender.known_head)
 	{
 		uint64		off = sender.next_block;
-		uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
+		uint32		state = ring_block_state(off);
 
 		/* past the limit, go on only if the held commit still waits */
 		if (sender.has_held && off >= sender.held_limit && !sender_may_pass(sender.held))
@@ -466,7 +467,7 @@ block_finished(uint64 off)
 {
 	uint64		end = off + *ring_field(off, uint64, length);
 	uint64		event_off = off + SK_BLOCK_HEADER_SIZE;
-	uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
+	uint32		state = ring_block_state(off);
 
 	if (state == SK_BLOCK_ABANDONED)
 		return true;
@@ -528,11 +529,11 @@ sender_has_work(void)
 	if (sender.events_left > 0)
 		return true;
 	if (sender.has_held &&
-		pg_atomic_read_u32(ring_field(sender.held, pg_atomic_uint32, state)) != SK_BLOCK_WRITING)
+		ring_block_state(sender.held) != SK_BLOCK_WRITING)
 		return true;
 	ring_worker_bounds(&tail, &head);
 	return sender.next_block < head &&
-		pg_atomic_read_u32(ring_field(sender.next_block, pg_atomic_uint32, state)) != SK_BLOCK_WRITING;
+		ring_block_state(sender.next_block) != SK_BLOCK_WRITING;
 }
 
 /* log drops (and how many were refused events) at most every 10 s */
@@ -652,7 +653,7 @@ sender_evict(uint64 bytes_wanted)
 	shortfall = bytes_wanted - (ring_capacity() - (head - tail));
 	for (off = tail; off < head && off - tail < shortfall;)
 	{
-		uint32		state = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state));
+		uint32		state = ring_block_state(off);
 
 		if (state != SK_BLOCK_READY && state != SK_BLOCK_ABANDONED)
 			break;				/* WRITING or IN_DOUBT: not decided yet */

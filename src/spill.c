@@ -145,7 +145,8 @@ spill_fail(FILE *file, const char *what)
 	errno = save_errno;
 	ereport(LOG,
 			(errcode_for_file_access(),
-			 errmsg("streamkafka could not %s \"%s\": %m; unacknowledged events are lost", what, SPILL_TMP)));
+			 errmsg("streamkafka could not %s \"%s\": %m; unacknowledged events are lost",
+					what, SPILL_TMP)));
 	if (file)
 		(void) unlink(SPILL_TMP);
 }
@@ -185,7 +186,7 @@ spill_write(void)
 	{
 		SpillBlock block = {0};
 
-		if (pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state)) != SK_BLOCK_READY)
+		if (ring_block_state(off) != SK_BLOCK_READY)
 			continue;
 		block.nevents = spill_collect(off, &buf);
 		block.bytes = buf.len;
@@ -215,7 +216,8 @@ spill_write(void)
 	}
 	if (durable_rename(SPILL_TMP, SPILL_FILE, LOG) == 0)
 		ereport(LOG,
-				(errmsg("streamkafka saved %llu unacknowledged events to \"%s\"; they are sent first after the next start",
+				(errmsg("streamkafka saved %llu unacknowledged events to \"%s\"; "
+						"they are sent first after the next start",
 						(unsigned long long) spilled, SPILL_FILE)));
 	else
 		(void) unlink(SPILL_TMP);
@@ -464,14 +466,16 @@ spill_load(void)
 						(unsigned long long) outcome.loaded)));
 	if (outcome.lost > 0)
 		ereport(WARNING,
-				(errmsg("streamkafka lost %llu saved events that do not fit in streamkafka.queue_size",
+				(errmsg("streamkafka lost %llu saved events that do not fit in "
+						"streamkafka.queue_size",
 						(unsigned long long) outcome.lost)));
 	if (outcome.damage != NULL)
 		spill_set_aside(outcome.damage, outcome.loaded);
 	else if (unlink(SPILL_FILE) != 0)
 		ereport(WARNING,
 				(errcode_for_file_access(),
-				 errmsg("could not remove \"%s\": %m; its events would be queued twice", SPILL_FILE)));
+				 errmsg("could not remove \"%s\": %m; its events would be queued twice",
+						SPILL_FILE)));
 }
 
 /*
@@ -505,5 +509,7 @@ spill_forget_own(void)
 		instance == ring_instance_id();
 	FreeFile(file);
 	if (own && unlink(SPILL_FILE) == 0)
-		ereport(LOG, (errmsg("streamkafka worker restarted: its queue is intact, the spill file is not needed")));
+		ereport(LOG,
+				(errmsg("streamkafka worker restarted: its queue is intact, "
+						"the spill file is not needed")));
 }

@@ -168,6 +168,8 @@ streamkafka_require_preload(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("streamkafka must be loaded via shared_preload_libraries"),
-				 errdetail("Its queue lives in shared memory and its worker starts with the server."),
-				 errhint("Add streamkafka to shared_preload_libraries in postgresql.conf and restart the server.")));
+				 errdetail("Its queue lives in shared memory and its worker starts "
+						   "with the server."),
+				 errhint("Add streamkafka to shared_preload_libraries in postgresql.conf "
+						 "and restart the server.")));
 }

@@ -217,8 +217,7 @@ worker_wait_for_commits(void)
 
 		ring_bounds(&tail, &head);
 		for (uint64 off = tail; off < head && !writing; off += *ring_field(off, uint64, length))
-			writing = pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state)) ==
-				SK_BLOCK_WRITING;
+			writing = ring_block_state(off) == SK_BLOCK_WRITING;
 		if (!writing)
 			return;
 		pg_usleep(10000);

@@ -17,45 +17,68 @@ BEGIN
 END
 $$;
 
--- wait_finished(n): wait (up to 30 s) until n events are delivered or failed;
--- gives up at once, with a WARNING saying why, when that cannot happen any
--- more: the queue is empty (its own count, read twice), the worker is gone
--- for 2 s, or no counter moved for 15 s (librdkafka waits up to 10 s before
--- it reconnects to brokers that were down)
-CREATE OR REPLACE FUNCTION wait_finished(n bigint) RETURNS boolean
+-- wait_for(query, watch_progress, empty_fails): poll a boolean query every
+-- 50 ms until it returns true (up to 40 s).  Gives up at once, with a WARNING
+-- saying why, when the worker is gone for 2 s; with watch_progress, when no
+-- counter and no breaker field moved for 15 s (librdkafka waits up to 10 s
+-- before it reconnects to brokers that were down); with empty_fails, when
+-- the queue is empty (its own count, read twice).
+CREATE OR REPLACE FUNCTION wait_for(query text, watch_progress boolean DEFAULT false,
+                                    empty_fails boolean DEFAULT false) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
-    s record;
-    last_progress bigint := -1;
+    ok boolean;
+    progress text;
+    last_progress text := '';
     still int := 0;
     empty int := 0;
     no_worker int := 0;
 BEGIN
-    FOR turn IN 1 .. 600 LOOP
-        SELECT delivered + failed AS done, queue_events,
-               sent + delivered + failed + dropped + dead_lettered AS progress
-          INTO s FROM kafka_stats;
-        IF s.done >= n THEN
+    FOR turn IN 1 .. 800 LOOP
+        EXECUTE query INTO ok;
+        IF ok THEN
             RETURN true;
         END IF;
-        empty := CASE WHEN s.queue_events = 0 THEN empty + 1 ELSE 0 END;
-        still := CASE WHEN s.progress = last_progress THEN still + 1 ELSE 0 END;
-        last_progress := s.progress;
+        SELECT concat_ws(',', s.sent, s.delivered, s.failed, s.dropped, s.dead_lettered,
+                         s.queue_events, b.state, b.opened_count, b.consecutive_failures),
+               CASE WHEN s.queue_events = 0 THEN empty + 1 ELSE 0 END
+          INTO progress, empty FROM kafka_stats s, kafka_breaker b;
+        still := CASE WHEN progress = last_progress THEN still + 1 ELSE 0 END;
+        last_progress := progress;
         PERFORM pg_stat_clear_snapshot();
         no_worker := CASE WHEN EXISTS (SELECT FROM pg_stat_activity
                                         WHERE backend_type = 'streamkafka worker')
                           THEN 0 ELSE no_worker + 1 END;
-        IF empty >= 2 OR still >= 300 OR no_worker >= 40 THEN
-            RAISE WARNING 'wait_finished(%) gives up at % finished: %', n, s.done,
-                CASE WHEN empty >= 2 THEN 'the queue is empty'
-                     WHEN no_worker >= 40 THEN 'the worker is not running'
-                     ELSE 'no counter moved for 15 s' END;
+        IF no_worker >= 40 OR (watch_progress AND still >= 300)
+           OR (empty_fails AND empty >= 2) THEN
+            RAISE WARNING 'wait_for(%) gives up: %', query,
+                CASE WHEN no_worker >= 40 THEN 'the worker is not running'
+                     WHEN empty_fails AND empty >= 2 THEN 'the queue is empty'
+                     ELSE 'nothing moved for 15 s' END;
             RETURN false;
         END IF;
         PERFORM pg_sleep(0.05);
     END LOOP;
     RETURN false;
 END
+$$;
+
+-- wait_finished(n): wait until n events are delivered or failed (wait_for,
+-- giving up when nothing moves or the queue is empty)
+CREATE OR REPLACE FUNCTION wait_finished(n bigint) RETURNS boolean
+LANGUAGE sql AS $$
+    SELECT wait_for(pg_catalog.format('SELECT delivered + failed >= %s FROM kafka_stats', n),
+                    watch_progress => true, empty_fails => true)
+$$;
+
+-- pending(): the events the transaction will publish, as the consumer will
+-- see them, without what varies from run to run (times, transaction ids)
+CREATE OR REPLACE FUNCTION pending() RETURNS TABLE (topic text, key jsonb, value jsonb)
+LANGUAGE sql AS $$
+    SELECT topic, key::jsonb,
+           convert_from(value, 'UTF8')::jsonb - 'ts_ms' - 'txid'
+             #- '{source,ts_ms}' #- '{source,txId}'
+      FROM kafka_pending_events()
 $$;
 
 -- try(sql): run a statement; its SQLSTATE, message, detail and hint if it fails

@@ -20,8 +20,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 use Exporter 'import';
-our @EXPORT = qw(kafka_bootstrap kafka3_sasl_broker kafka_ctl kafka_ctl_input unique_topic create_topic
-  start_pg_node consume_topic poll_until wait_for_finished stats_row identity_gap
+our @EXPORT = qw(kafka_bootstrap kafka3_sasl_broker kafka_ctl kafka_ctl_input unique_topic
+  create_topic start_pg_node consume_topic poll_until wait_for_finished stats_row identity_gap
   identity_holds http_get free_tcp_port);
 
 my $test_dir = dirname(abs_path(__FILE__)) . '/..';
@@ -151,7 +151,8 @@ sub poll_until
 			$node->safe_psql('postgres',
 				"SELECT ($sql), queue_events, concat_ws(',', sent, delivered, failed,"
 				  . " dropped, dead_lettered, queue_events, delivered_bytes),"
-				  . " EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'streamkafka worker')"
+				  . " EXISTS (SELECT FROM pg_stat_activity "
+					. "WHERE backend_type = 'streamkafka worker')"
 				  . " FROM kafka_stats");
 		};
 		if (defined $row)

@@ -65,7 +65,8 @@ my $messages = consume_topic($bootstrap, $topic);
 is(scalar @$messages, $expected, "consumer read exactly $expected events");
 
 my @rolled = grep { $_->{payload} =~ /rolledback/ } @$messages;
-is(scalar @rolled, 0, 'no event of a rolled-back transaction, savepoint or exception block arrived');
+is(scalar @rolled, 0,
+	'no event of a rolled-back transaction, savepoint or exception block arrived');
 
 my %extra = map { $_->{payload} => $_->{key} } grep { $_->{payload} !~ /^event-/ } @$messages;
 is_deeply(\%extra,
@@ -110,7 +111,8 @@ cmp_ok(scalar keys %partitions, '>', 1, 'keys are spread over several partitions
 
 my $stats = stats_row($node);
 is($stats->{delivered}, scalar @$messages, 'kafka_stats.delivered equals what the consumer read');
-is($stats->{queued}, $expected, 'kafka_stats.queued counts committed and non-transactional events only');
+is($stats->{queued}, $expected,
+	'kafka_stats.queued counts committed and non-transactional events only');
 is($stats->{failed}, 0, 'no event failed');
 is($stats->{queue_events}, 0, 'the queue is empty');
 is($stats->{queue_bytes}, 0, 'all queue space was released');

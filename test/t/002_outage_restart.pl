@@ -31,7 +31,8 @@ is($stats->{delivered}, 0, 'none was delivered');
 is($stats->{queue_events}, 5000, 'they wait in the queue');
 
 $node->poll_query_until('postgres',
-	"SELECT kafka_health()->>'status' = 'unhealthy' AND kafka_health()->'checks'->>'brokers' = 'all brokers down'")
+	"SELECT kafka_health()->>'status' = 'unhealthy' "
+		. "AND kafka_health()->'checks'->>'brokers' = 'all brokers down'")
   or die 'health never reported the brokers down';
 pass('kafka_health() reports the brokers down');
 
@@ -43,7 +44,8 @@ my $event_bytes = 8 * int((48 + length($topic) + 1 + 1000 + 7) / 8);
 my $n = int(($size - $used) / $event_bytes) + 10;
 ok(32 + $n * $event_bytes < $size, "a transaction of $n events fits in an empty queue");
 my ($ret, $out, $err) = $node->psql('postgres',
-	"BEGIN; SELECT count(kafka_publish('$topic', repeat('x', 1000))) FROM generate_series(1, $n); COMMIT;",
+	"BEGIN; SELECT count(kafka_publish('$topic', repeat('x', 1000))) FROM generate_series(1, $n); "
+		. "COMMIT;",
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/ERROR:  53000: streamkafka queue is full/, 'it fails at COMMIT with 53000');
 like($err, qr/none of them is published/, 'the error says nothing was published');

@@ -38,7 +38,8 @@ sub reconfigure
 	my $rebuilds = () = $log =~ /streamkafka producer settings changed/g;
 	$node->safe_psql('postgres',
 		"ALTER SYSTEM SET streamkafka.$setting = '$value'; SELECT pg_reload_conf();");
-	wait_for_log_count(qr/streamkafka worker reloaded its settings/, $reloads, "reload of $setting");
+	wait_for_log_count(qr/streamkafka worker reloaded its settings/, $reloads,
+		"reload of $setting");
 	wait_for_log_count(qr/streamkafka producer settings changed/, $rebuilds, "rebuild for $setting")
 	  unless $no_rebuild;
 }
@@ -116,15 +117,18 @@ my %ours_part = map { $_->{key} => $_->{partition} } @{ consume_topic($bootstrap
 my %java_part = map { $_->{key} => $_->{partition} } @{ consume_topic($bootstrap, $java) };
 is(scalar keys %java_part, 200, "Kafka's Java console producer wrote 200 keys");
 is_deeply(\%ours_part, \%java_part, 'every key is in the partition the Java producer chose for it');
-cmp_ok(scalar(keys %{ { map { $_ => 1 } values %ours_part } }), '>=', 5, 'keys are spread over the partitions');
+cmp_ok(scalar(keys %{ { map { $_ => 1 } values %ours_part } }), '>=', 5,
+	'keys are spread over the partitions');
 
 my $keyless = unique_topic('part-keyless');
 create_topic($bootstrap, $keyless, 6);
 # keyless events stick to one partition for sticky.partitioning.linger.ms
 # (librdkafka, like Java's KIP-480): publish them in bursts over time
 $node->safe_psql('postgres',
-	join('', map { "SELECT count(kafka_publish('$keyless', 'v' || i)) FROM generate_series(1, 100) i; SELECT pg_sleep(0.03);" } 1 .. 20)
-	  . "SELECT count(kafka_publish('$keyless', 'pinned', partition => 4)) FROM generate_series(1, 50);");
+	join('', map { "SELECT count(kafka_publish('$keyless', 'v' || i)) "
+		. "FROM generate_series(1, 100) i; SELECT pg_sleep(0.03);" } 1 .. 20)
+	  . "SELECT count(kafka_publish('$keyless', 'pinned', partition => 4)) "
+		. "FROM generate_series(1, 50);");
 $node->safe_psql('postgres', 'SELECT kafka_flush(60000)');
 my $kl = consume_topic($bootstrap, $keyless);
 my %kl_parts = map { $_->{partition} => 1 } grep { $_->{payload} ne 'pinned' } @$kl;
@@ -137,7 +141,8 @@ reconfigure('default_headers', '{"env": "test", "source": "default"}', 'no rebui
 my $hdr_topic = unique_topic('headers');
 $node->safe_psql('postgres',
 	"SELECT kafka_publish('$hdr_topic', 'plain', key => '1'); "
-	  . "SELECT kafka_publish('$hdr_topic', 'own', key => '2', headers => '{\"source\": \"call\", \"x\": [\"1\", \"2\"]}');");
+	  . "SELECT kafka_publish('$hdr_topic', 'own', key => '2', "
+		. "headers => '{\"source\": \"call\", \"x\": [\"1\", \"2\"]}');");
 $node->safe_psql('postgres', 'SELECT kafka_flush(60000)');
 my %hdrs = map { $_->{payload} => [ map { "$_->[0]=$_->[1]" } @{ $_->{headers} } ] }
   @{ consume_topic($bootstrap, $hdr_topic) };
@@ -153,9 +158,12 @@ $node->safe_psql('postgres',
 $node->poll_query_until('postgres', "SELECT current_setting('streamkafka.topic_prefix') = 'pfx.'")
   or die 'prefix not seen';
 my $base = unique_topic('prefixed');
-$node->safe_psql('postgres', "SELECT kafka_publish('$base', 'with prefix'); SELECT kafka_flush(60000);");
-is(scalar @{ consume_topic($bootstrap, "pfx.$base") }, 1, 'topic_prefix is put in front of the topic');
-$node->safe_psql('postgres', "ALTER SYSTEM RESET streamkafka.topic_prefix; SELECT pg_reload_conf();");
+$node->safe_psql('postgres',
+	"SELECT kafka_publish('$base', 'with prefix'); SELECT kafka_flush(60000);");
+is(scalar @{ consume_topic($bootstrap, "pfx.$base") }, 1,
+	'topic_prefix is put in front of the topic');
+$node->safe_psql('postgres',
+	"ALTER SYSTEM RESET streamkafka.topic_prefix; SELECT pg_reload_conf();");
 
 # --- settings librdkafka rejects: the previous producer keeps running ---------
 my $log_before = length(slurp_file($node->logfile));
@@ -170,7 +178,8 @@ like(substr(slurp_file($node->logfile), $log_before),
 like($node->safe_psql('postgres', "SELECT kafka_health()->>'last_error'"), qr/acks/,
 	'kafka_health() shows why');
 my $after = unique_topic('after-bad-settings');
-$node->safe_psql('postgres', "SELECT kafka_publish('$after', 'still works'); SELECT kafka_flush(60000);");
+$node->safe_psql('postgres',
+	"SELECT kafka_publish('$after', 'still works'); SELECT kafka_flush(60000);");
 is(scalar @{ consume_topic($bootstrap, $after) }, 1, 'the previous producer still delivers');
 
 # a bad value in postgresql.conf is refused by the reload itself
@@ -179,8 +188,8 @@ $node->reload;
 $deadline = time() + 30;
 sleep 0.2 until time() > $deadline
   || slurp_file($node->logfile) =~ /invalid value for parameter "streamkafka.rdkafka_options"/;
-like(slurp_file($node->logfile),
-	qr/invalid value for parameter "streamkafka.rdkafka_options".*\n.*No such configuration property/,
+my $bad_option = qr/invalid value for parameter "streamkafka.rdkafka_options"/;
+like(slurp_file($node->logfile), qr/$bad_option.*\n.*No such configuration property/,
 	'an unknown librdkafka property in postgresql.conf is refused, with the reason');
 is($node->safe_psql('postgres', "SELECT kafka_health()->>'producer_ready'"), 'true',
 	'the worker keeps running');

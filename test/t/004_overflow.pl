@@ -23,7 +23,8 @@ DECLARE
 BEGIN
     LOOP
         BEGIN
-            PERFORM kafka_publish(topic, lpad((first + n)::text, 1000, '0'), transactional => false);
+            PERFORM kafka_publish(topic, lpad((first + n)::text, 1000, '0'),
+                                  transactional => false);
         EXCEPTION WHEN insufficient_resources THEN
             RETURN n;
         END;
@@ -82,7 +83,8 @@ sub check_identity
 	my ($ret, $out, $err) = $node->psql('postgres',
 		"SELECT kafka_publish('$topic', lpad('$n', 1000, '0'), transactional => false)",
 		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
-	like($err, qr/ERROR:  53000: streamkafka queue is full/, 'error: one more event fails with 53000');
+	like($err, qr/ERROR:  53000: streamkafka queue is full/,
+		'error: one more event fails with 53000');
 	my $s = stats_row($node);
 	is($s->{queued}, $n, 'error: only the events that fit were queued');
 	is($s->{rejected}, 2, 'error: the two that did not fit are counted as rejected');
@@ -92,15 +94,19 @@ sub check_identity
 		'kafka_flush returns false when its timeout passes first');
 	my ($fout, $ferr) = ('', '');
 	my $flusher = IPC::Run::start(
-		[ 'psql', '-X', '-q', '-At', '-d', $node->connstr('postgres'), '-c', 'SELECT kafka_flush(600000)' ],
+		[ 'psql', '-X', '-q', '-At', '-d', $node->connstr('postgres'), '-c',
+			'SELECT kafka_flush(600000)' ],
 		'>', \$fout, '2>', \$ferr);
 	$node->poll_query_until('postgres',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'SELECT kafka_flush(600000)%' AND wait_event = 'Extension'")
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'SELECT kafka_flush(600000)%' "
+			. "AND wait_event = 'Extension'")
 	  or die 'kafka_flush did not wait';
 	$node->safe_psql('postgres',
-		"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT kafka_flush(600000)%'");
+		"SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+			. "WHERE query LIKE 'SELECT kafka_flush(600000)%'");
 	$flusher->finish;
-	like($ferr, qr/canceling statement due to user request/, 'kafka_flush can be cancelled (Ctrl-C)');
+	like($ferr, qr/canceling statement due to user request/,
+		'kafka_flush can be cancelled (Ctrl-C)');
 	recover($node);
 	is_deeply(numbers_read($topic), [ 0 .. $n - 1 ], 'error: every queued event arrived, once');
 	check_identity($node, 'error');
@@ -131,10 +137,12 @@ sub check_identity
 		'<', \$script, '>', \$sout, '2>', \$serr);
 	my $deadline = time() + 60;
 	until ($node->safe_psql('postgres',
-			"SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND query LIKE '%generate_series%'") > 0)
+			"SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' "
+				. "AND query LIKE '%generate_series%'") > 0)
 	{
 		$waiter->pump_nb;
-		die "the session did not wait: out '$sout' err '$serr'" if time() > $deadline || !$waiter->pumpable;
+		die "the session did not wait: out '$sout' err '$serr'" if time() > $deadline
+			|| !$waiter->pumpable;
 		sleep 0.1;
 	}
 	pass('block: a session waits for queue space');
@@ -155,17 +163,20 @@ sub check_identity
 	my $n = $node->safe_psql('postgres', "SELECT fill('$topic', 0)");
 	my $published = $node->safe_psql('postgres',
 		"SET streamkafka.overflow = 'drop_newest'; "
-		  . "SELECT count(kafka_publish('$topic', lpad(i::text, 1000, '0'), transactional => false)) "
+		  . "SELECT count(kafka_publish('$topic', lpad(i::text, 1000, '0'), "
+			. "transactional => false)) "
 		  . "FROM generate_series($n, $n + 99) i; "
 		  . "BEGIN; SELECT count(kafka_publish('$topic', lpad(i::text, 1000, '0'))) "
 		  . "FROM generate_series($n + 100, $n + 149) i; COMMIT;");
 	is($published, "100\n50", 'drop_newest: the statements and the COMMIT succeed');
 	my $s = stats_row($node);
 	is($s->{dropped}, 150, 'drop_newest: the 150 new events are counted as dropped');
-	like(slurp_file($node->logfile), qr/streamkafka queue is full: dropped \d+ new event\(s\) \(overflow = drop_newest\)/,
+	like(slurp_file($node->logfile),
+		qr/streamkafka queue is full: dropped \d+ new event\(s\) \(overflow = drop_newest\)/,
 		'drop_newest: the drop is logged');
 	recover($node);
-	is_deeply(numbers_read($topic), [ 0 .. $n - 1 ], 'drop_newest: the queued events arrived, the dropped ones did not');
+	is_deeply(numbers_read($topic), [ 0 .. $n - 1 ],
+		'drop_newest: the queued events arrived, the dropped ones did not');
 	$s = check_identity($node, 'drop_newest');
 	is($s->{delivered}, $n, 'drop_newest: delivered equals what the consumer read');
 	$node->stop;
@@ -178,7 +189,8 @@ sub check_identity
 	my $n = $node->safe_psql('postgres', "SELECT fill('$topic', 0)");
 	my $published = $node->safe_psql('postgres',
 		"SET streamkafka.overflow = 'drop_oldest'; SET streamkafka.enqueue_timeout_ms = 10000; "
-		  . "SELECT count(kafka_publish('$topic', lpad(i::text, 1000, '0'), transactional => false)) "
+		  . "SELECT count(kafka_publish('$topic', lpad(i::text, 1000, '0'), "
+			. "transactional => false)) "
 		  . "FROM generate_series($n, $n + 99) i; "
 		  . "BEGIN; SELECT count(kafka_publish('$topic', lpad(i::text, 1000, '0'))) "
 		  . "FROM generate_series($n + 100, $n + 149) i; COMMIT;");
@@ -186,7 +198,8 @@ sub check_identity
 	my $s = stats_row($node);
 	my $dropped = $s->{dropped};
 	# the new events take the room of as many old ones, less what was free
-	cmp_ok($dropped, '>=', 100, "drop_oldest: $dropped of the oldest events were dropped to make room");
+	cmp_ok($dropped, '>=', 100,
+		"drop_oldest: $dropped of the oldest events were dropped to make room");
 	cmp_ok($dropped, '<=', 150, 'drop_oldest: no more than the room the 150 new events need');
 	like(slurp_file($node->logfile), qr/dropped the \d+ oldest queued events to make room/,
 		'drop_oldest: the drop is logged');

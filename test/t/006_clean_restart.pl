@@ -20,7 +20,8 @@ CREATE TABLE ids (id bigint);
 BEGIN;
 INSERT INTO ids SELECT kafka_publish('$topic', 'before-' || i) FROM generate_series(1, 1000) i;
 COMMIT;
-INSERT INTO ids SELECT kafka_publish('$topic', 'before-' || i, transactional => false) FROM generate_series(1001, 1500) i;
+INSERT INTO ids SELECT kafka_publish('$topic', 'before-' || i, transactional => false)
+  FROM generate_series(1001, 1500) i;
 });
 is(stats_row($node)->{queue_events}, 1500, '1,500 events are queued, none acknowledged');
 
@@ -50,13 +51,15 @@ $node->poll_query_until('postgres', 'SELECT queue_events = 0 FROM kafka_stats')
   or die 'the queue did not drain';
 
 my @messages = sort { $a->{offset} <=> $b->{offset} } @{ consume_topic($bootstrap, $topic) };
-is(scalar @messages, 1510, 'the consumer read 1,510 events: every saved one and the new ones, once');
+is(scalar @messages, 1510,
+	'the consumer read 1,510 events: every saved one and the new ones, once');
 is_deeply([ map { $_->{payload} } @messages ],
 	[ (map { "before-$_" } 1 .. 1500), (map { "after-$_" } 1 .. 10) ],
 	'saved events arrive first, in their order, before the events published after the restart');
 $stats = stats_row($node);
 is($stats->{delivered}, 1510, 'kafka_stats counts them as delivered');
-is($stats->{queued}, $stats->{delivered} + $stats->{failed} + $stats->{dropped} + $stats->{queue_events},
+is($stats->{queued},
+	$stats->{delivered} + $stats->{failed} + $stats->{dropped} + $stats->{queue_events},
 	'queued = delivered + failed + dropped + queue_events after the restart');
 
 $node->stop;

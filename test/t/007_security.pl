@@ -38,19 +38,24 @@ streamkafka.message_timeout_ms = 4000
 
 # --- the right credentials deliver ------------------------------------------------
 $node->safe_psql('postgres',
-	"SELECT count(kafka_publish('$topic', 'secret-' || i, key => i::text)) FROM generate_series(1, 500) i");
-is($node->safe_psql('postgres', 'SELECT kafka_flush(60000)'), 't', 'events over SASL_SSL are acknowledged');
+	"SELECT count(kafka_publish('$topic', 'secret-' || i, key => i::text)) "
+		. "FROM generate_series(1, 500) i");
+is($node->safe_psql('postgres', 'SELECT kafka_flush(60000)'), 't',
+	'events over SASL_SSL are acknowledged');
 my $messages = consume_topic($bootstrap, $topic);
 is(scalar @$messages, 500, 'the consumer read all 500 events sent over SASL_SSL with PLAIN');
 is(stats_row($node)->{failed}, 0, 'none failed');
 
 # --- the password is never shown --------------------------------------------------
-is($node->safe_psql('postgres', 'SHOW streamkafka.sasl_password'), '********', 'SHOW masks the password');
+is($node->safe_psql('postgres', 'SHOW streamkafka.sasl_password'), '********',
+	'SHOW masks the password');
 my $everywhere = $node->safe_psql('postgres', q{
-SELECT string_agg(coalesce(setting, '') || reset_val || coalesce(boot_val, ''), ' ') FROM pg_settings
+SELECT string_agg(coalesce(setting, '') || reset_val || coalesce(boot_val, ''), ' ')
+  FROM pg_settings
 UNION ALL SELECT kafka_health()::text
 UNION ALL SELECT row_to_json(s)::text FROM kafka_stats s});
-unlike($everywhere, qr/\Q$password\E/, 'pg_settings, kafka_health() and kafka_stats do not contain the password');
+unlike($everywhere, qr/\Q$password\E/,
+	'pg_settings, kafka_health() and kafka_stats do not contain the password');
 $node->safe_psql('postgres', 'CREATE ROLE watcher IN ROLE pg_monitor');
 my ($ret, $shown) = $node->psql('postgres',
 	"SET ROLE watcher; SELECT current_setting('streamkafka.sasl_password')");
@@ -61,7 +66,8 @@ my $log_at = length(slurp_file($node->logfile));
 $node->safe_psql('postgres',
 	"ALTER SYSTEM SET streamkafka.sasl_password = 'file:$secrets/wrong'; SELECT pg_reload_conf();");
 $node->poll_query_until('postgres',
-	"SELECT kafka_health()->>'last_error' ~ 'Authentication' AND kafka_health()->>'status' = 'unhealthy'")
+	"SELECT kafka_health()->>'last_error' ~ 'Authentication' "
+		. "AND kafka_health()->>'status' = 'unhealthy'")
   or die 'the authentication failure did not show in kafka_health()';
 pass('kafka_health() reports the authentication failure and turns unhealthy');
 my $bad_topic = unique_topic('secure-bad');
@@ -84,7 +90,8 @@ like($node->safe_psql('postgres', "SELECT kafka_health()->>'worker_running'"), q
 # --- an untrusted CA: the TLS handshake is refused --------------------------------
 $node->safe_psql('postgres',
 	"ALTER SYSTEM SET streamkafka.sasl_password = 'file:$secrets/right'; "
-	  . "ALTER SYSTEM SET streamkafka.ssl_ca_location = '$tls/other-ca.pem'; SELECT pg_reload_conf();");
+	  . "ALTER SYSTEM SET streamkafka.ssl_ca_location = '$tls/other-ca.pem'; "
+		. "SELECT pg_reload_conf();");
 $node->poll_query_until('postgres', "SELECT kafka_health()->>'last_error' ~ '(SSL|certificate)'")
   or die 'the certificate failure did not show';
 pass('a broker certificate from an untrusted CA is refused');
@@ -94,7 +101,8 @@ $node->safe_psql('postgres',
 	"ALTER SYSTEM SET streamkafka.ssl_ca_location = '$tls/ca.pem'; SELECT pg_reload_conf();");
 my $after = unique_topic('secure-after');
 $node->safe_psql('postgres', "SELECT kafka_publish('$after', 'back')");
-is($node->safe_psql('postgres', 'SELECT kafka_flush(60000)'), 't', 'with the right settings again, delivery resumes');
+is($node->safe_psql('postgres', 'SELECT kafka_flush(60000)'), 't',
+	'with the right settings again, delivery resumes');
 $node->safe_psql('postgres', 'SELECT kafka_retry_dead_letters()');
 is($node->safe_psql('postgres', 'SELECT kafka_flush(60000)'), 't', 'the dead letters are retried');
 is(scalar @{ consume_topic($bootstrap, $bad_topic) }, 50,
@@ -127,10 +135,12 @@ SELECT pg_reload_conf();});
 	  && (() = slurp_file($node->logfile) =~ /producer settings changed/g) <= $rebuilds;
 	my $scram_topic = unique_topic(lc $mechanism);
 	$node->safe_psql('postgres',
-		"SELECT count(kafka_publish('$scram_topic', 'scram-' || i)) FROM generate_series(1, 200) i");
+		"SELECT count(kafka_publish('$scram_topic', 'scram-' || i)) "
+			. "FROM generate_series(1, 200) i");
 	is($node->safe_psql('postgres', 'SELECT kafka_flush(60000)'), 't',
 		"$mechanism: events acknowledged (librdkafka $librdkafka)");
-	is(scalar @{ consume_topic($plain3, $scram_topic) }, 200, "$mechanism: the consumer read all 200 events");
+	is(scalar @{ consume_topic($plain3, $scram_topic) }, 200,
+		"$mechanism: the consumer read all 200 events");
 }
 is(stats_row($node)->{failed}, $failed_before_scram, 'no event failed over SCRAM');
 

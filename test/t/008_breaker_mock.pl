@@ -30,18 +30,24 @@ is(sql("SELECT state FROM kafka_breaker"), 'closed', 'breaker starts closed');
 sql("SELECT kafka_mock_fault('produce_errors', 3, 19)");    # NOT_ENOUGH_REPLICAS
 for my $i (1 .. 3)
 {
-	sql("SELECT kafka_publish('orders', 'bad-$i', key => 'k$i', headers => '{\"h\": \"$i\"}', transactional => false)");
+	sql("SELECT kafka_publish('orders', 'bad-$i', key => 'k$i', headers => '{\"h\": \"$i\"}', "
+		. "transactional => false)");
 	wait_for("SELECT failed >= $i FROM kafka_stats", "produce error $i reported");
 }
 wait_for("SELECT state = 'open' FROM kafka_breaker", 'three consecutive failures open the breaker');
-is(sql("SELECT opened_count || ' ' || consecutive_failures || ' ' || (next_probe_at > now()) FROM kafka_breaker"),
+is(sql("SELECT opened_count || ' ' || consecutive_failures || ' ' || (next_probe_at > now()) "
+	. "FROM kafka_breaker"),
 	'1 3 true', 'kafka_breaker: opened once, 3 failures, a probe is due later');
-like(sql("SELECT last_error FROM kafka_breaker"), qr/Not enough in-sync replicas/, 'kafka_breaker shows the last error');
+like(sql("SELECT last_error FROM kafka_breaker"), qr/Not enough in-sync replicas/,
+	'kafka_breaker shows the last error');
 
 # the refused events are dead letters, with their error, key and headers
 wait_for("SELECT dead_lettered = 3 FROM kafka_stats", 'three dead letters written');
-is(sql("SELECT string_agg(convert_from(value, 'UTF8') || '/' || convert_from(key, 'UTF8') || '/' || (headers->>'h') || '/' || error_name || '/' || attempts, ',' ORDER BY id) FROM kafka_dead_letters"),
-	'bad-1/k1/1/NOT_ENOUGH_REPLICAS/1,bad-2/k2/2/NOT_ENOUGH_REPLICAS/1,bad-3/k3/3/NOT_ENOUGH_REPLICAS/1',
+is(sql("SELECT string_agg(convert_from(value, 'UTF8') || '/' || convert_from(key, 'UTF8') || '/' "
+	. "|| (headers->>'h') || '/' || error_name || '/' || attempts, ',' ORDER BY id) "
+		. "FROM kafka_dead_letters"),
+	'bad-1/k1/1/NOT_ENOUGH_REPLICAS/1,bad-2/k2/2/NOT_ENOUGH_REPLICAS/1,'
+	  . 'bad-3/k3/3/NOT_ENOUGH_REPLICAS/1',
 	'dead letters keep value, key, headers, error and attempts');
 identity_holds($node, 'after the dead letters');
 
@@ -80,8 +86,10 @@ sql("ALTER SYSTEM SET streamkafka.breaker_recovery_timeout_ms = 1500");
 sql("SELECT pg_reload_conf()");
 sql("SELECT kafka_mock_fault('brokers_down')");
 sql("SELECT count(kafka_publish('orders', 'outage-' || g)) FROM generate_series(1, 10) g");
-wait_for("SELECT state = 'open' AND opened_count = 2 FROM kafka_breaker", 'brokers down open the breaker');
-like(sql("SELECT last_error FROM kafka_breaker"), qr/no broker is up|down/i, 'the reason is the brokers');
+wait_for("SELECT state = 'open' AND opened_count = 2 FROM kafka_breaker",
+	'brokers down open the breaker');
+like(sql("SELECT last_error FROM kafka_breaker"), qr/no broker is up|down/i,
+	'the reason is the brokers');
 wait_for("SELECT opened_count >= 3 FROM kafka_breaker", 'a failed probe opens it again');
 identity_holds($node, 'during the outage');
 sql("SELECT kafka_mock_fault('brokers_up')");
@@ -93,7 +101,8 @@ is(sql("SELECT dead_lettered FROM kafka_stats"), '3', 'the outage made no dead l
 sql("SELECT kafka_mock_fault('rtt', 300)");
 sql("SELECT count(kafka_publish('orders', 'slow-' || g)) FROM generate_series(1, 5) g");
 wait_for("SELECT delivered = 24 FROM kafka_stats", 'events delivered through 300 ms of latency');
-is(sql("SELECT state || ' ' || consecutive_failures FROM kafka_breaker"), 'closed 0', 'latency does not trip the breaker');
+is(sql("SELECT state || ' ' || consecutive_failures FROM kafka_breaker"), 'closed 0',
+	'latency does not trip the breaker');
 sql("SELECT kafka_mock_fault('rtt', 0)");
 identity_holds($node, 'at the end');
 

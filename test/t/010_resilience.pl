@@ -84,7 +84,8 @@ create_topic($bootstrap, $topic2, 4);
 broker('stop');
 publish_range($topic2, 1, 10000);
 $node->restart(mode => 'fast');
-like(slurp_file($node->logfile), qr/saved 10000 unacknowledged events/, 'the backlog was saved at shutdown');
+like(slurp_file($node->logfile), qr/saved 10000 unacknowledged events/,
+	'the backlog was saved at shutdown');
 is(stats_row($node)->{queue_events}, 10000, 'and queued again at start');
 broker('start');
 wait_for_finished($node, 10000);
@@ -97,8 +98,10 @@ identity_holds($node, 'after the restart');
 my $topic3 = unique_topic('sigkill');
 create_topic($bootstrap, $topic3, 4);
 # two transactions of 100,000: the worker has them all to send at once
-sql("SELECT count(kafka_publish('$topic3', 'e-' || g, key => (g % 50)::text)) FROM generate_series(1, 100000) g");
-sql("SELECT count(kafka_publish('$topic3', 'e-' || g, key => (g % 50)::text)) FROM generate_series(100001, 200000) g");
+sql("SELECT count(kafka_publish('$topic3', 'e-' || g, key => (g % 50)::text)) "
+	. "FROM generate_series(1, 100000) g");
+sql("SELECT count(kafka_publish('$topic3', 'e-' || g, key => (g % 50)::text)) "
+	. "FROM generate_series(100001, 200000) g");
 my $s = stats_row($node);
 my $unacked = $s->{queued} - $s->{delivered};
 my $topic2_before = sql("SELECT queued FROM kafka_topic_stats WHERE topic = '$topic2'");

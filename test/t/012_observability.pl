@@ -29,15 +29,18 @@ sub wait_for { my ($q, $what) = @_; ok($node->poll_query_until('postgres', $q), 
 sub publish
 {
 	my ($topic, $n, $extra) = @_;
-	sql("SELECT count(kafka_publish('$topic', 'v' || g, key => (g % 16)::text$extra)) FROM generate_series(1, $n) g");
+	sql("SELECT count(kafka_publish('$topic', 'v' || g, key => (g % 16)::text$extra)) "
+		. "FROM generate_series(1, $n) g");
 }
 
 # --- per-topic counts match the consumer; latency follows linger_ms
 my $fast = unique_topic('fast');
 create_topic($bootstrap, $fast, 4);
 publish($fast, 2000, ', transactional => false');
-wait_for("SELECT delivered = 2000 FROM kafka_topic_stats WHERE topic = '$fast'", 'fast topic delivered');
-is(scalar @{ consume_topic($bootstrap, $fast) }, 2000, 'the consumer reads what kafka_topic_stats counts');
+wait_for("SELECT delivered = 2000 FROM kafka_topic_stats WHERE topic = '$fast'",
+	'fast topic delivered');
+is(scalar @{ consume_topic($bootstrap, $fast) }, 2000,
+	'the consumer reads what kafka_topic_stats counts');
 my $p50_fast = sql("SELECT latency_p50_ms FROM kafka_topic_stats WHERE topic = '$fast'");
 
 sql("ALTER SYSTEM SET streamkafka.linger_ms = 1500; SELECT pg_reload_conf()");
@@ -45,7 +48,8 @@ sleep 1;
 my $slow = unique_topic('slow');
 create_topic($bootstrap, $slow, 4);
 publish($slow, 2000, ', transactional => false');
-wait_for("SELECT delivered = 2000 FROM kafka_topic_stats WHERE topic = '$slow'", 'slow topic delivered');
+wait_for("SELECT delivered = 2000 FROM kafka_topic_stats WHERE topic = '$slow'",
+	'slow topic delivered');
 my $p50_slow = sql("SELECT latency_p50_ms FROM kafka_topic_stats WHERE topic = '$slow'");
 diag("latency p50: $p50_fast ms with linger_ms 2, $p50_slow ms with linger_ms 1500");
 ok($p50_slow > $p50_fast, 'the median latency rises with linger_ms');
@@ -56,7 +60,8 @@ sql("ALTER SYSTEM SET streamkafka.linger_ms = 2; SELECT pg_reload_conf()");
 my $lagged = unique_topic('lagged');
 create_topic($bootstrap, $lagged, 1);
 publish($lagged, 1000, '');
-wait_for("SELECT delivered = 1000 FROM kafka_topic_stats WHERE topic = '$lagged'", 'lag topic delivered');
+wait_for("SELECT delivered = 1000 FROM kafka_topic_stats WHERE topic = '$lagged'",
+	'lag topic delivered');
 my $group = "grp-$$";
 my ($out, $err);
 run([ 'kcat', '-b', $bootstrap, '-G', $group, '-X', 'auto.offset.reset=earliest',
@@ -78,7 +83,8 @@ wait_for("SELECT string_agg(partition || ':' || lag, ',' ORDER BY partition) = '
 	  . " FROM kafka_consumer_lag WHERE group_id = '$group' AND topic = '$lagged'",
 	"kafka_consumer_lag equals Kafka's own lag per partition ($expected)");
 is(sql("SELECT sum(lag) FROM kafka_consumer_lag WHERE group_id = '$group'"), 700, 'total lag 700');
-is(sql("SELECT bool_and(lag = high_watermark - committed_offset) FROM kafka_consumer_lag WHERE group_id = '$group'"),
+is(sql("SELECT bool_and(lag = high_watermark - committed_offset) FROM kafka_consumer_lag "
+	. "WHERE group_id = '$group'"),
 	't', 'lag = high watermark - committed offset');
 wait_for("SELECT kafka_health()->'checks'->>'consumer_lag' LIKE 'a consumer group lags 700%'",
 	'kafka_health() reports the lag over lag_alert_threshold');
@@ -90,15 +96,18 @@ wait_for("SELECT sum(lag) = 0 FROM kafka_consumer_lag WHERE group_id = '$group'"
 	'the lag reaches 0 when the group catches up');
 
 # --- topic metadata
-is(sql("SELECT count(*) || ' ' || bool_and(leader = 1) || ' ' || bool_and(NOT under_replicated) FROM kafka_topics WHERE topic = '$lagged'"),
+is(sql("SELECT count(*) || ' ' || bool_and(leader = 1) || ' ' || bool_and(NOT under_replicated) "
+	. "FROM kafka_topics WHERE topic = '$lagged'"),
 	'1 true true', 'kafka_topics: the partition, led by broker 1, fully replicated');
 
 # --- traceparent reaches the consumer
 my $traced = unique_topic('traced');
 create_topic($bootstrap, $traced, 1);
 my $tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-sql("BEGIN; SET LOCAL streamkafka.traceparent = '$tp'; SELECT kafka_publish('$traced', 'x'); COMMIT;");
-wait_for("SELECT delivered = 1 FROM kafka_topic_stats WHERE topic = '$traced'", 'traced event delivered');
+sql("BEGIN; SET LOCAL streamkafka.traceparent = '$tp'; SELECT kafka_publish('$traced', 'x'); "
+	. "COMMIT;");
+wait_for("SELECT delivered = 1 FROM kafka_topic_stats WHERE topic = '$traced'",
+	'traced event delivered');
 is_deeply(consume_topic($bootstrap, $traced)->[0]{headers}, [ [ 'traceparent', $tp ] ],
 	'the consumer sees the traceparent header');
 
@@ -113,7 +122,8 @@ my $root = "$FindBin::RealBin/../..";
 run([ "$root/test/monitoring-check", $exposition ], '>', \$pout, '2>&1');
 is($? >> 8, 0, 'every metric name and type is the one the dashboard and alert rules use')
   or diag($pout);
-like($metrics, qr/^streamkafka_consumer_lag\{group="\Q$group\E",topic="\Q$lagged\E",partition="0"\} 0$/m,
+like($metrics,
+	qr/^streamkafka_consumer_lag\{group="\Q$group\E",topic="\Q$lagged\E",partition="0"\} 0$/m,
 	'the lag series is there');
 like($metrics, qr/^streamkafka_topic_events_delivered_total\{topic="\Q$fast\E"\} 2000$/m,
 	'per-topic counters are there');
@@ -129,10 +139,13 @@ like($body, qr/"status": "(healthy|degraded)"/, 'curl reads /health');
 
 # --- a stopped broker shows in kafka_brokers, kafka_health() and /health
 kafka_ctl('node', $kafka_dir, 1, 'stop');
-wait_for("SELECT count(*) > 0 AND bool_and(state <> 'UP') FROM kafka_brokers", 'kafka_brokers: the broker is not up');
-wait_for("SELECT kafka_health()->>'status' = 'unhealthy' AND kafka_health()->'checks'->>'brokers' = 'all brokers down'",
+wait_for("SELECT count(*) > 0 AND bool_and(state <> 'UP') FROM kafka_brokers",
+	'kafka_brokers: the broker is not up');
+wait_for("SELECT kafka_health()->>'status' = 'unhealthy' "
+	. "AND kafka_health()->'checks'->>'brokers' = 'all brokers down'",
 	'kafka_health(): unhealthy, all brokers down');
-ok(defined sql("SELECT last_error FROM kafka_brokers WHERE last_error IS NOT NULL LIMIT 1"), 'the broker has a last error');
+ok(defined sql("SELECT last_error FROM kafka_brokers WHERE last_error IS NOT NULL LIMIT 1"),
+	'the broker has a last error');
 run([ 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', "http://127.0.0.1:$http_port/health" ],
 	'>', \$body, '2>', \$cerr, timeout(30));
 is($body, '503', '/health answers 503 while unhealthy');

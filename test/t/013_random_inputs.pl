@@ -57,7 +57,8 @@ sub rand_header_value
 # a random header document; returns (json text, valid, expected pairs)
 sub rand_headers
 {
-	return (rand_pick('[]', '"text"', '42', 'null', '[{"a":"b"}]', 'true'), 0, undef) if rand() < 0.08;
+	return (rand_pick('[]', '"text"', '42', 'null', '[{"a":"b"}]', 'true'), 0,
+		undef) if rand() < 0.08;
 	my (%doc, %ok);
 	for (0 .. int(rand(6)))
 	{
@@ -97,7 +98,8 @@ for my $id (1 .. $ndocs)
 	my ($doc, $valid, $pairs) = rand_headers();
 	$valid{$id} = $valid;
 	$expected{$id} = $pairs;
-	(my $escaped = $doc) =~ s/([\\\t\n\r])/$1 eq "\t" ? '\t' : $1 eq "\n" ? '\n' : $1 eq "\r" ? '\r' : '\\\\'/ge;
+	(my $escaped = $doc) =~
+	  s/([\\\t\n\r])/$1 eq "\t" ? '\t' : $1 eq "\n" ? '\n' : $1 eq "\r" ? '\r' : '\\\\'/ge;
 	$copy .= "$id\t$escaped\n";
 }
 my ($ret, $stdout, $stderr) = $node->psql('postgres',
@@ -127,28 +129,44 @@ for my $line (split /\n/, $results)
 	my @want = map { join "\0", map { $_ // "\x{1}NULL" } @$_ } @{ $expected{$id} };
 	$exact++ if join("\n", sort @got) eq join("\n", sort @want);
 }
-is($agree, $ndocs, 'every document accepted exactly when valid, else 22023') or diag(join "\n", @disagree[0 .. ($#disagree < 9 ? $#disagree : 9)]);
-is($exact, $accepted, "each of the $accepted accepted documents gave exactly its (name, value) pairs");
+is($agree, $ndocs, 'every document accepted exactly when valid, else 22023') or diag(join "\n",
+	@disagree[0 .. ($#disagree < 9 ? $#disagree : 9)]);
+is($exact, $accepted,
+	"each of the $accepted accepted documents gave exactly its (name, value) pairs");
 ok($accepted > 50 && $accepted < $ndocs, 'the sample holds both kinds');
 
 # --- 2. envelopes against row_to_json
 my @types = (
 	[ 'int2', '(random()*60000-30000)::int2' ],
 	[ 'int8', '(random()*1e18)::int8 * (CASE WHEN random()<0.5 THEN -1 ELSE 1 END)' ],
-	[ 'numeric', "(ARRAY['NaN', '0', '-1.50', '123456789012345678901234567890.123', (random()*1000)::text])[1+floor(random()*5)]::numeric" ],
-	[ 'float4', "(ARRAY['NaN', 'Infinity', '-Infinity', '0', '-0', '1e-40', (random()*1e10)::text])[1+floor(random()*7)]::float4" ],
-	[ 'float8', "(ARRAY['NaN', 'Infinity', '-Infinity', '1e308', '5e-324', (random())::text])[1+floor(random()*6)]::float8" ],
-	[ 'text', "(ARRAY[E'a\"b\\\\c', E'\\t\\n', '', repeat('x', 3000), 'é中😀', md5(random()::text), E'\\x01\\b\\f\\r\\x1fz\\x7f'])[1+floor(random()*7)]" ],
+	[ 'numeric',
+		"(ARRAY['NaN', '0', '-1.50', '123456789012345678901234567890.123', (random()*1000)::text])"
+		  . "[1+floor(random()*5)]::numeric" ],
+	[ 'float4',
+		"(ARRAY['NaN', 'Infinity', '-Infinity', '0', '-0', '1e-40', (random()*1e10)::text])"
+		  . "[1+floor(random()*7)]::float4" ],
+	[ 'float8',
+		"(ARRAY['NaN', 'Infinity', '-Infinity', '1e308', '5e-324', (random())::text])"
+		  . "[1+floor(random()*6)]::float8" ],
+	[ 'text',
+		"(ARRAY[E'a\"b\\\\c', E'\\t\\n', '', repeat('x', 3000), 'é中😀', md5(random()::text), "
+			. "E'\\x01\\b\\f\\r\\x1fz\\x7f'])[1+floor(random()*7)]" ],
 	[ 'varchar(12)', 'left(md5(random()::text), 12)' ],
 	[ 'bool', 'random() < 0.5' ],
-	[ 'date', "(ARRAY['infinity', '-infinity', '2026-01-01', '0001-01-01 BC'])[1+floor(random()*4)]::date" ],
-	[ 'timestamp', "(ARRAY['infinity', '2026-02-03 04:05:06.789', '1999-12-31 23:59:59'])[1+floor(random()*3)]::timestamp" ],
+	[ 'date',
+		"(ARRAY['infinity', '-infinity', '2026-01-01', '0001-01-01 BC'])"
+		  . "[1+floor(random()*4)]::date" ],
+	[ 'timestamp',
+		"(ARRAY['infinity', '2026-02-03 04:05:06.789', '1999-12-31 23:59:59'])"
+		  . "[1+floor(random()*3)]::timestamp" ],
 	[ 'timestamptz', "now() - random() * interval '100 years'" ],
 	[ 'time', "'12:34:56.789'::time" ],
 	[ 'interval', "random() * interval '1000 days'" ],
 	[ 'uuid', 'md5(random()::text)::uuid' ],
 	[ 'bytea', "decode(md5(random()::text), 'hex')" ],
-	[ 'json', "(ARRAY['{\"a\": [1, 2]}', '\"s\"', 'null', '{ \"spaced\" : 1 }'])[1+floor(random()*4)]::json" ],
+	[ 'json',
+		"(ARRAY['{\"a\": [1, 2]}', '\"s\"', 'null', '{ \"spaced\" : 1 }'])"
+		  . "[1+floor(random()*4)]::json" ],
 	[ 'jsonb', "(ARRAY['{\"b\": {\"c\": null}}', '[]', '1.50'])[1+floor(random()*3)]::jsonb" ],
 	[ 'int4[]', "ARRAY[(random()*10)::int, NULL, 3]" ],
 	[ 'text[]', "ARRAY[E'q\"uote', NULL, '']" ],
@@ -162,9 +180,11 @@ for my $t (1 .. 12)
 	my @cols = map { rand_pick(@types) } 1 .. 1 + int(rand(8));
 	my $defs = join ', ', map { "c$_ $cols[$_ - 1][0]" } 1 .. @cols;
 	my $names = join ', ', map { "c$_" } 1 .. @cols;
-	my $exprs = join ', ', map { "CASE WHEN random() < 0.15 THEN NULL ELSE $cols[$_ - 1][1] END" } 1 .. @cols;
+	my $exprs = join ', ',
+		map { "CASE WHEN random() < 0.15 THEN NULL ELSE $cols[$_ - 1][1] END" } 1 .. @cols;
 	my $format = rand_pick('json', 'debezium');
-	my $sets = join ', ', map { "c$_ = CASE WHEN random() < 0.3 THEN NULL ELSE $cols[$_ - 1][1] END" } 1 .. @cols;
+	my $sets = join ', ',
+		map { "c$_ = CASE WHEN random() < 0.3 THEN NULL ELSE $cols[$_ - 1][1] END" } 1 .. @cols;
 	my $out = $node->safe_psql('postgres', qq{
 CREATE TABLE r$t (id serial PRIMARY KEY, $defs);
 SELECT kafka_stream_table('r$t', format => '$format') IS NOT NULL;
@@ -180,7 +200,8 @@ DELETE FROM r$t WHERE id % 4 = 0;
 SELECT count(*) FILTER (WHERE e.image IS NULL) || ' ' || count(*)
   FROM (SELECT convert_from(value, 'UTF8')::json AS v FROM kafka_pending_events()) p
   CROSS JOIN LATERAL (VALUES ('after', p.v -> 'after'), ('before', p.v -> 'before')) AS i(kind, img)
-  LEFT JOIN LATERAL (SELECT image FROM images$t e WHERE e.kind = i.kind AND e.image = i.img::text LIMIT 1) e ON true
+  LEFT JOIN LATERAL (SELECT image FROM images$t e
+                      WHERE e.kind = i.kind AND e.image = i.img::text LIMIT 1) e ON true
  WHERE i.img::text <> 'null';
 ROLLBACK;
 }, extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
@@ -189,9 +210,11 @@ ROLLBACK;
 	$tables++;
 	$rows_checked += $total;
 	$mismatches += $missing;
-	diag("table r$t ($format; @{[ map { $_->[0] } @cols ]}): $missing of $total images differ") if $missing;
+	diag("table r$t ($format; @{[ map { $_->[0] } @cols ]}): $missing of $total images differ")
+	  if $missing;
 }
-is($mismatches, 0, "$rows_checked row images from $tables random tables equal row_to_json, byte for byte");
+is($mismatches, 0,
+	"$rows_checked row images from $tables random tables equal row_to_json, byte for byte");
 ok($rows_checked > 12 * 20, 'inserts, updates and deletes all produced images');
 
 unlike(slurp_file($node->logfile), qr/terminated by signal|server process .* was terminated/,

@@ -60,7 +60,8 @@ my %new_value = (
 	'streamkafka.http_listen_address' => '127.0.0.2');
 
 my @reloadable = split /\n/,
-  sql("SELECT name FROM pg_settings WHERE name LIKE 'streamkafka.%' AND context = 'sighup' ORDER BY name");
+  sql("SELECT name FROM pg_settings WHERE name LIKE 'streamkafka.%' AND context = 'sighup' "
+	. "ORDER BY name");
 my @missing = grep { !exists $new_value{$_} } @reloadable;
 is("@missing", '', 'the test knows a new value for every reloadable setting');
 cmp_ok(scalar @reloadable, '>=', 30, 'there are reloadable settings to try');

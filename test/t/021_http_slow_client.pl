@@ -27,7 +27,8 @@ my $topic = unique_topic('slowhttp');
 create_topic($bootstrap, $topic, 2);
 sql("SELECT kafka_publish('$topic', 'x')");
 is(sql('SELECT kafka_flush(60000)'), 't', 'an event is delivered');
-ok($node->poll_query_until('postgres', "SELECT count(*) = 2 FROM kafka_topics WHERE topic = '$topic'"),
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 2 FROM kafka_topics WHERE topic = '$topic'"),
 	'the monitor refreshed the topic metadata');
 my ($status) = http_get('127.0.0.1', $http_port, '/metrics');
 is($status, 200, '/metrics answers');
@@ -97,7 +98,8 @@ for my $pid (@slow)
 	$closed++ if ($? >> 8) == 0;
 }
 is($closed, 3, 'the slow connections were closed');
-unlike(slurp_file($node->logfile), qr/terminated by signal/, 'no process was terminated by a signal');
+unlike(slurp_file($node->logfile), qr/terminated by signal/,
+	'no process was terminated by a signal');
 
 # --- the postmaster dies while a slow client is connected: the monitor ends
 $node->start;

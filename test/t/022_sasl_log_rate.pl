@@ -63,7 +63,8 @@ is($node->safe_psql('postgres', 'SELECT kafka_health()->>\'producer_ready\''), '
 $node->safe_psql('postgres',
 	"ALTER SYSTEM RESET streamkafka.sasl_username; SELECT pg_reload_conf();");
 $node->safe_psql('postgres', "SELECT kafka_publish('$topic', 'y')");
-is($node->safe_psql('postgres', 'SELECT kafka_flush(60000)'), 't', 'with the user name back, delivery goes on');
+is($node->safe_psql('postgres', 'SELECT kafka_flush(60000)'), 't',
+	'with the user name back, delivery goes on');
 identity_holds($node, 'after the bad set-up');
 $node->stop;
 done_testing();

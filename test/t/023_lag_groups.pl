@@ -42,7 +42,8 @@ my $right = join ' OR ', map {
 	"(group_id = '$group{$_}' AND topic = '$topic{$_}' AND committed_offset = $read{$_})"
 } sort keys %topic;
 
-sql("ALTER SYSTEM SET streamkafka.lag_groups = '$group{gA}, nobody-$$, $group{gB}'; SELECT pg_reload_conf()");
+sql("ALTER SYSTEM SET streamkafka.lag_groups = '$group{gA}, nobody-$$, $group{gB}'; "
+	. "SELECT pg_reload_conf()");
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 2 AND bool_and($right) FROM kafka_consumer_lag"),
 	'kafka_consumer_lag shows both groups, each on its own topic (and not the unknown group)');
@@ -62,11 +63,13 @@ for my $ms (2, 3, 5, 8, 13)
 END \$\$});
 }
 my $summary = sql("SELECT timeout_ms || ': ' || count(*) FILTER (WHERE $right) || ' right, '"
-	  . " || count(*) FILTER (WHERE NOT ($right)) || ' wrong' FROM seen GROUP BY timeout_ms ORDER BY timeout_ms");
+	  . " || count(*) FILTER (WHERE NOT ($right)) || ' wrong' FROM seen GROUP BY timeout_ms "
+		. "ORDER BY timeout_ms");
 diag("rows sampled per timeout:\n$summary");
 is(sql("SELECT count(*) FROM seen WHERE NOT ($right)"), 0,
 	'no sampled row shows a group with another group\'s topic or offset');
-is(sql("SELECT string_agg(DISTINCT group_id || ' ' || topic || ' ' || committed_offset, '; ') FROM seen WHERE NOT ($right)"),
+is(sql("SELECT string_agg(DISTINCT group_id || ' ' || topic || ' ' || committed_offset, '; ') "
+	. "FROM seen WHERE NOT ($right)"),
 	'', 'the wrong rows, if any');
 
 sql("ALTER SYSTEM SET streamkafka.lag_interval_ms = 300; SELECT pg_reload_conf()");
@@ -74,5 +77,6 @@ ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 2 AND bool_and($right) FROM kafka_consumer_lag"),
 	'with the usual timeout both groups show again');
 $node->stop('fast');
-unlike(slurp_file($node->logfile), qr/terminated by signal/, 'no process was terminated by a signal');
+unlike(slurp_file($node->logfile), qr/terminated by signal/,
+	'no process was terminated by a signal');
 done_testing();

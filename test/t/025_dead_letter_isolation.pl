@@ -16,7 +16,8 @@ use StreamKafkaTest;
 
 my $bootstrap = kafka_bootstrap();
 my $node = start_pg_node('dlisolation', $bootstrap,
-	"streamkafka.rdkafka_options = 'allow.auto.create.topics=false; topic.metadata.propagation.max.ms=2000'\n");
+	"streamkafka.rdkafka_options = 'allow.auto.create.topics=false; "
+		. "topic.metadata.propagation.max.ms=2000'\n");
 
 sub sql { return $node->safe_psql($_[1] // 'postgres', $_[0]); }
 
@@ -37,8 +38,10 @@ sql("CREATE EXTENSION streamkafka", 'app');
 my $alice_topic = unique_topic('alice');
 my $mallory_topic = unique_topic('mallory');
 my ($alice_id) = as('alice', 'app',
-	"SELECT kafka_publish('$alice_topic', 'alice-secret', key => 'k', headers => '{\"tenant\": \"alice\"}')");
-my ($mallory_id) = as('mallory', 'postgres', "SELECT kafka_publish('$mallory_topic', 'mallory-own')");
+	"SELECT kafka_publish('$alice_topic', 'alice-secret', key => 'k', "
+		. "headers => '{\"tenant\": \"alice\"}')");
+my ($mallory_id) = as('mallory', 'postgres',
+	"SELECT kafka_publish('$mallory_topic', 'mallory-own')");
 ok($alice_id && $mallory_id, 'both publishers published');
 ok($node->poll_query_until('postgres', "SELECT dead_lettered = 2 FROM kafka_stats"),
 	'both events became dead letters (their topics do not exist)');
@@ -50,7 +53,8 @@ is($origin, 'app alice', 'the row records the publishing database and role');
 my ($out, $err) = as('mallory', 'postgres',
 	"SELECT count(*) FROM kafka_dead_letters WHERE id = $alice_id");
 is($out, '0', "mallory does not see alice's dead letter");
-($out) = as('mallory', 'postgres', "SELECT count(*) FROM kafka_dead_letters WHERE id = $mallory_id");
+($out) = as('mallory', 'postgres',
+	"SELECT count(*) FROM kafka_dead_letters WHERE id = $mallory_id");
 is($out, '1', 'mallory sees his own');
 ($out) = as('alice', 'postgres', "SELECT convert_from(value, 'UTF8') FROM kafka_dead_letters");
 is($out, 'alice-secret', 'alice sees hers (from the worker\'s database) and not his');
@@ -73,11 +77,13 @@ for my $table ('kafka_dead_letters', 'kafka_dead_letter_rows')
 (undef, $err) = as('mallory', 'postgres', "SELECT count(*) FROM kafka_dead_letter_rows");
 like($err, $denied, 'mallory cannot read the rows behind the view');
 (undef, $err) = as('mallory', 'postgres',
-	"SELECT kafka_requeue_dead_letter($alice_id, 'evil.stolen', NULL, 'forged'::bytea, '{\"tenant\": \"alice\"}', NULL, 0)");
+	"SELECT kafka_requeue_dead_letter($alice_id, 'evil.stolen', NULL, 'forged'::bytea, "
+		. "'{\"tenant\": \"alice\"}', NULL, 0)");
 like($err, qr/function kafka_requeue_dead_letter\(.*\) does not exist/,
 	'the requeue that took the row from its caller is gone');
 (undef, $err) = as('mallory', 'postgres', "SELECT kafka_requeue_dead_letter($alice_id)");
-like($err, qr/permission denied to retry dead letter $alice_id/, 'mallory cannot requeue alice\'s row by id');
+like($err, qr/permission denied to retry dead letter $alice_id/,
+	'mallory cannot requeue alice\'s row by id');
 like($err, qr/published by role "alice"/, 'the error says whose it is');
 (undef, $err) = as('mallory', 'postgres', "SELECT kafka_requeue_dead_letter(12345)");
 like($err, qr/dead letter 12345 does not exist/, 'an unknown id is refused');
@@ -85,13 +91,15 @@ like($err, qr/dead letter 12345 does not exist/, 'an unknown id is refused');
 is($out, '1', 'kafka_retry_dead_letters() as mallory queues only his own row');
 is(sql("SELECT retry_queued_at IS NULL AND topic = '$alice_topic' AND value = 'alice-secret'::bytea
           FROM kafka_dead_letters WHERE id = $alice_id"), 't', "alice's row is untouched");
-ok($node->poll_query_until('postgres', "SELECT attempts = 2 FROM kafka_dead_letters WHERE id = $mallory_id"),
+ok($node->poll_query_until('postgres',
+	"SELECT attempts = 2 FROM kafka_dead_letters WHERE id = $mallory_id"),
 	"mallory's retry was refused again: attempts 2");
 identity_holds($node, 'after the attacks');
 
 # the dead letters are in the worker's database only
 (undef, $err) = as('alice', 'app', "SELECT kafka_retry_dead_letters()");
-like($err, qr/dead letters are kept in database "postgres"/, 'retrying from another database is refused');
+like($err, qr/dead letters are kept in database "postgres"/,
+	'retrying from another database is refused');
 like($err, qr/HINT:.*streamkafka\.database/, 'with a hint naming streamkafka.database');
 
 # a superuser's exclusive lock on the table does not stop delivery
@@ -120,7 +128,8 @@ create_topic($bootstrap, $alice_topic, 1);
 sleep 2;
 ($out, $err) = as('alice', 'postgres', "SELECT kafka_retry_dead_letters()");
 is($out, '1', 'alice retries her dead letter');
-ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM kafka_dead_letters WHERE id = $alice_id"),
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM kafka_dead_letters WHERE id = $alice_id"),
 	'delivered: her row goes');
 my $msgs = consume_topic($bootstrap, $alice_topic);
 is(scalar @$msgs, 1, 'one event in her topic');

@@ -33,7 +33,8 @@ sql("SELECT kafka_publish('$topic', 'delivered anyway', transactional => false)"
 ok($node->poll_query_until('postgres', "SELECT delivered = 1 FROM kafka_stats"),
 	'events are delivered without the dead-letter database');
 sql("SELECT kafka_publish('$topic', 'refused', partition => 999, transactional => false)");
-ok($node->poll_query_until('postgres', "SELECT failed = 1 FROM kafka_stats"), 'an event is refused');
+ok($node->poll_query_until('postgres', "SELECT failed = 1 FROM kafka_stats"),
+	'an event is refused');
 is(stats_row($node)->{queue_events}, 1, 'it waits in the queue for its dead letter');
 identity_holds($node, 'before the restart');
 

@@ -63,8 +63,10 @@ is(sql("SET streamkafka.overflow = 'drop_oldest'; SELECT kafka_retry_dead_letter
 is(sql("SELECT retry_queued_at IS NOT NULL FROM kafka_dead_letters"), 't', 'its row is marked');
 $dropped = stats_row($node)->{dropped};
 sql($fill);
-ok(stats_row($node)->{dropped} > $dropped + 100, 'the older events, the retry among them, were evicted');
-wait_for("SELECT retry_queued_at IS NULL FROM kafka_dead_letters", 'the evicted retry\'s row is no longer marked');
+ok(stats_row($node)->{dropped} > $dropped + 100,
+	'the older events, the retry among them, were evicted');
+wait_for("SELECT retry_queued_at IS NULL FROM kafka_dead_letters",
+	'the evicted retry\'s row is no longer marked');
 identity_holds($node, 'after the eviction');
 sql("SELECT kafka_mock_fault('brokers_up')");
 

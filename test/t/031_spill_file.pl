@@ -72,7 +72,8 @@ is(sql("SELECT kafka_health()->'spill_damaged_files'"), '1', 'kafka_health() cou
 is(sql("SELECT kafka_health()->'checks'->>'spill'"),
 	'a damaged spill file was set aside at start: see the server log',
 	'and its spill check says so');
-is(stats_row($node)->{queue_events}, 1000, 'the 1,000 events of the block before the damage were queued');
+is(stats_row($node)->{queue_events}, 1000,
+	'the 1,000 events of the block before the damage were queued');
 
 # --- damaged content: the checksum finds it --------------------------------------
 unlink("$spill.damaged");
@@ -82,7 +83,8 @@ ok(length($bytes) > 1000 * 16, 'the 1,000 events were saved again');
 substr($bytes, int(length($bytes) / 2), 1) ^= "\x01";
 write_file_bytes($bytes);
 $node->start;
-like(slurp_file($node->logfile), qr/set aside the damaged spill file .*: a block's checksum is wrong/,
+like(slurp_file($node->logfile),
+	qr/set aside the damaged spill file .*: a block's checksum is wrong/,
 	'a flipped bit fails the checksum');
 ok(-e "$spill.damaged", 'the file was set aside');
 is(stats_row($node)->{queue_events}, 0, 'none of its events were queued');

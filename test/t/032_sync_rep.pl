@@ -24,7 +24,8 @@ $node->poll_query_until('postgres', "SELECT (kafka_health()->>'producer_ready'):
   or die 'the mock producer did not start';
 my $bootstrap = sql("SELECT kafka_health()->>'bootstrap_servers'");
 sql("ALTER SYSTEM SET synchronous_standby_names = 'nobody'; SELECT pg_reload_conf()");
-$node->poll_query_until('postgres', "SELECT current_setting('synchronous_standby_names') = 'nobody'");
+$node->poll_query_until('postgres',
+	"SELECT current_setting('synchronous_standby_names') = 'nobody'");
 
 # a session whose commit waits for a standby that never comes
 sub waiting_commit
@@ -33,7 +34,8 @@ sub waiting_commit
 	my ($out, $err) = ('', '');
 	my $psql = IPC::Run::start(
 		[ 'psql', '-X', '-q', '-At', '-d', $node->connstr('postgres'), '-c',
-			"BEGIN; INSERT INTO t VALUES ($row); SELECT kafka_publish('sync', '$value', partition => 0); COMMIT;" ],
+			"BEGIN; INSERT INTO t VALUES ($row); SELECT kafka_publish('sync', '$value', "
+				. "partition => 0); COMMIT;" ],
 		'>', \$out, '2>', \$err);
 	$node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
@@ -77,7 +79,8 @@ $node->poll_query_until('postgres', 'SELECT count(*) = 1 FROM t WHERE i = 2')
 pass('the transaction that waited is committed after the crash restart');
 ok($node->poll_query_until('postgres', 'SELECT delivered = 4 FROM kafka_stats'),
 	'its event is delivered after the crash restart');
-ok($node->log_contains(qr/streamkafka: transaction \d+ committed before the crash: its 1 events are queued/,
+ok($node->log_contains(
+		qr/streamkafka: transaction \d+ committed before the crash: its 1 events are queued/,
 		$offset),
 	'the log says its events were queued');
 identity_holds($node, 'after the crash restart');

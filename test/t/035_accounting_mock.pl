@@ -58,7 +58,8 @@ identity_holds($node, 'after the wraps');
 # 2. the spill file: events waiting at a clean stop are sent after the start
 my $held = 500;
 sql("SELECT kafka_mock_fault('brokers_down')");
-sql("SELECT count(kafka_publish('acct.spill', $payload_sql, key => g::text, transactional => false))"
+sql("SELECT count(kafka_publish('acct.spill', $payload_sql, key => g::text, "
+	. "transactional => false))"
 	  . " FROM generate_series(1, $held) g");
 is(stats_row($node)->{queue_events}, $held, 'the events wait in the queue');
 $node->restart(mode => 'fast');

@@ -57,13 +57,15 @@ my $small = unique_topic('acct-small');
 kafka_ctl('topic', $bootstrap, $small, 1, 1, 'max.message.bytes=2000');
 my $dead0 = stats_row($node)->{dead_lettered};
 my $rows0 = sql('SELECT count(*) FROM kafka_dead_letters');
-sql("SELECT count(kafka_publish('$small', repeat(g::text, CASE WHEN g % 2 = 0 THEN 5000 ELSE 10 END),"
+sql("SELECT count(kafka_publish('$small', repeat(g::text, CASE WHEN g % 2 = 0 THEN 5000 "
+	. "ELSE 10 END),"
 	  . " key => g::text, transactional => false)) FROM generate_series(1, 10) g");
 ok(poll_until($node, 'queue_events = 0'), 'every event left the queue');
 # (Kafka refuses a whole batch: small events sent with a large one share
 # its fate, so the split between the two is not fixed)
 my $rows = sql('SELECT count(*) FROM kafka_dead_letters') - $rows0;
-ok($rows >= 5, "the five too large events, and maybe small ones sent with them, are dead letters ($rows)");
+ok($rows >= 5,
+	"the five too large events, and maybe small ones sent with them, are dead letters ($rows)");
 is(stats_row($node)->{dead_lettered} - $dead0, $rows, 'dead_lettered counts the new rows');
 is(scalar @{ consume_topic($bootstrap, $small) } + $rows, 10,
 	'every event is either at the consumer or a dead letter');
