@@ -185,7 +185,8 @@ spill_write(void)
 	{
 		SpillBlock block = {0};
 
-		if (pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state)) != SK_BLOCK_READY)
+		if (pg_atomic_read_u32(ring_field(off, pg_atomic_uint32, state)) != SK_BLOCK_READY ||
+			*ring_field(off, uint64, owner) == SK_BLOCK_OWNER_WAL)
 			continue;
 		block.nevents = spill_collect(off, &buf);
 		block.bytes = buf.len;

@@ -1,0 +1,37 @@
+/*
+ * durable.h
+ *		Durable mode: events written into the WAL as logical messages
+ *		(durable.c) and read back by the worker through the slot
+ *		"streamkafka" (decoder.c).
+ */
+#ifndef STREAMKAFKA_DURABLE_H
+#define STREAMKAFKA_DURABLE_H
+
+#include "event.h"
+
+#define SK_SLOT_NAME		"streamkafka"
+#define SK_WAL_PREFIX_TAG	"streamkafka:"
+#define SK_WAL_FORMAT		1
+
+/* what starts every event message in the WAL, before the packed event */
+typedef struct SkWalEventHead
+{
+	uint32		format;			/* SK_WAL_FORMAT */
+	Oid			role;			/* the current_user that published it */
+} SkWalEventHead;
+
+typedef enum SkSlotState
+{
+	SK_SLOT_MISSING,			/* no persistent slot "streamkafka" */
+	SK_SLOT_READY,
+	SK_SLOT_INVALIDATED			/* PostgreSQL removed WAL the slot held */
+} SkSlotState;
+
+extern void durable_load_token(void);
+extern bool durable_prefix_matches(const char *prefix);
+extern bool durable_prefix_is_ours(const char *prefix);
+extern SkSlotState durable_find_slot(Oid *database);
+extern bool durable_no_writer(void);
+extern int64 durable_publish(const SkEvent *event, uint64 size, bool transactional);
+
+#endif							/* STREAMKAFKA_DURABLE_H */
