@@ -23,6 +23,7 @@ my $node = start_pg_node('durable', $bootstrap,
 	  . "streamkafka.id_header = 'event-id'\n"
 	  . "streamkafka.shutdown_timeout_ms = 2000\n"
 	  . "streamkafka.breaker_recovery_timeout_ms = 2000\n"
+	  . "max_replication_slots = 1\n"
 	  . "restart_after_crash = on\n");
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
@@ -40,7 +41,15 @@ my $hardened = sql("SELECT count(*) FROM pg_settings WHERE name = 'output_plugin
 $node->append_conf('postgresql.conf',
 	"output_plugin_libraries = 'pgoutput, test_decoding, streamkafka'\n")
   if $hardened;
+# every slot taken: the worker's attempt to make its own fails inside an SQL
+# statement, is logged, and is tried again (the worker crashed on it before)
+sql("SELECT pg_create_physical_replication_slot('blocker')");
 $node->restart;
+ok($node->wait_for_log(qr/all replication slots are in use/),
+	'with every slot taken, the worker says it cannot make its slot');
+sleep 2;
+unlike(slurp_file($node->logfile), qr/terminated by signal/, 'and does not crash on it');
+sql("SELECT pg_drop_replication_slot('blocker')");
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM pg_replication_slots WHERE slot_name = 'streamkafka'"),
 	'the worker made the slot "streamkafka"');
