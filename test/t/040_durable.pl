@@ -23,6 +23,7 @@ my $node = start_pg_node('durable', $bootstrap,
 	  . "streamkafka.id_header = 'event-id'\n"
 	  . "streamkafka.shutdown_timeout_ms = 2000\n"
 	  . "streamkafka.breaker_recovery_timeout_ms = 2000\n"
+	  . "wal_level = replica\n"
 	  . "max_replication_slots = 1\n"
 	  . "restart_after_crash = on\n");
 
