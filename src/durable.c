@@ -26,6 +26,7 @@
 #include "replication/slot.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
 #include "storage/lwlock.h"
 #include "utils/memutils.h"
 
