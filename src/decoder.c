@@ -39,6 +39,8 @@
 #include "replication/logical.h"
 #include "replication/output_plugin.h"
 #include "replication/slot.h"
+#include "replication/syncrep.h"
+#include "replication/walsender_private.h"
 #include "storage/procarray.h"
 #include "utils/memutils.h"
 #include "utils/guc.h"
@@ -396,7 +398,7 @@ decoder_plugin_allowed(void)
  * slot of another database, wal_level, an invalidated slot
  */
 static const char *
-decoder_setup_problem(SkSlotState state, Oid slot_database)
+decoder_setup_problem(const SkSlotInfo *slot)
 {
 	if (wal_level < WAL_LEVEL_LOGICAL)
 		return "wal_level is not logical: set wal_level = logical and restart";
@@ -409,9 +411,9 @@ decoder_setup_problem(SkSlotState state, Oid slot_database)
 		return "the server is a standby: durable mode reads the WAL on the primary";
 	if (!OidIsValid(MyDatabaseId))
 		return "the worker is not connected to streamkafka.database";
-	if (state != SK_SLOT_MISSING && slot_database != MyDatabaseId)
+	if (slot->state != SK_SLOT_MISSING && slot->database != MyDatabaseId)
 		return "the slot \"streamkafka\" belongs to another database than streamkafka.database";
-	if (state == SK_SLOT_INVALIDATED)
+	if (slot->state == SK_SLOT_INVALIDATED)
 		return "the slot \"streamkafka\" was invalidated: PostgreSQL removed WAL it held, "
 			"so undelivered events were lost; drop the slot to start again";
 	return NULL;
@@ -421,15 +423,15 @@ decoder_setup_problem(SkSlotState state, Oid slot_database)
 static bool
 decoder_start(void)
 {
-	Oid			slot_database;
-	SkSlotState state = durable_find_slot(&slot_database);
-	const char *problem = decoder_setup_problem(state, slot_database);
+	SkSlotInfo	slot;
+	SkSlotState state = durable_find_slot(&slot);
+	const char *problem = decoder_setup_problem(&slot);
 	MemoryContext old;
 
 	if (problem != NULL)
 	{
 		if (strcmp(problem, shared->problem) != 0)
-			ereport(LOG, (errmsg("streamkafka durable mode cannot start: %s", problem)));
+			ereport(WARNING, (errmsg("streamkafka durable mode cannot start: %s", problem)));
 		decoder_set_problem(problem);
 		return false;
 	}
@@ -510,23 +512,52 @@ decoder_confirm(void)
 	}
 }
 
+/*
+ * decoder_readable_end - how far the WAL may be read: what is flushed, and
+ * with synchronous standbys (synchronous_standby_names set) only what they
+ * confirmed, so that no event is sent for a commit a failover could lose
+ */
+static pg_noinline XLogRecPtr
+decoder_readable_end(bool *sync)
+{
+	XLogRecPtr	end = GetFlushRecPtr(NULL);
+	XLogRecPtr	standbys;
+
+	*sync = SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0';
+	if (!*sync)
+		return end;
+	LWLockAcquire(SyncRepLock, LW_SHARED);
+	standbys = WalSndCtl->lsn[SYNC_REP_WAIT_FLUSH];
+	LWLockRelease(SyncRepLock);
+	return Min(end, standbys);
+}
+
 /* decoder_read - read the flushed WAL (a bounded part); true if it read any */
 static bool
 decoder_read(void)
 {
-	XLogRecPtr	flushed = GetFlushRecPtr(NULL);
+	bool		sync;
+	XLogRecPtr	readable = decoder_readable_end(&sync);
 	int			records = 0;
 	MemoryContext old = CurrentMemoryContext;
 
 	in_worker = true;
 	PG_TRY();
 	{
-		while (decoding->reader->EndRecPtr < flushed && records < DECODER_RECORDS)
+		while (decoding->reader->EndRecPtr < readable && records < DECODER_RECORDS)
 		{
 			char	   *problem = NULL;
 
 			if (XLogReadRecord(decoding->reader, &problem) != NULL)
+			{
+				/* a record the standbys have only part of: read it again later */
+				if (sync && decoding->reader->EndRecPtr > readable)
+				{
+					XLogBeginRead(decoding->reader, decoding->reader->ReadRecPtr);
+					break;
+				}
 				LogicalDecodingProcessRecord(decoding, decoding->reader);
+			}
 			else if (problem != NULL)
 				elog(ERROR, "could not read WAL at %X/%X: %s",
 					 LSN_FORMAT_ARGS(decoding->reader->EndRecPtr), problem);
@@ -602,7 +633,7 @@ decoder_check(void)
 bool
 decoder_step(DecoderServeQueue serve)
 {
-	Oid			slot_database;
+	SkSlotInfo	slot;
 	bool		progress;
 
 	serve_queue = serve;
@@ -613,8 +644,8 @@ decoder_step(DecoderServeQueue serve)
 			return false;
 		paused = false;
 		if (!wanted && (!OidIsValid(MyDatabaseId) ||
-						durable_find_slot(&slot_database) == SK_SLOT_MISSING ||
-						slot_database != MyDatabaseId))
+						durable_find_slot(&slot) == SK_SLOT_MISSING ||
+						slot.database != MyDatabaseId))
 			return false;
 		if (!decoder_start())
 			return false;

@@ -124,17 +124,14 @@ durable_prefix_is_ours(const char *prefix)
 }
 
 /*
- * durable_find_slot - the state of the slot "streamkafka": whether it exists
- * persistently, and its database
+ * durable_find_slot - the state of the slot "streamkafka" (whether it exists
+ * persistently), its database and positions, into info
  */
 SkSlotState
-durable_find_slot(Oid *database)
+durable_find_slot(SkSlotInfo *info)
 {
-	SkSlotState state = SK_SLOT_MISSING;
-
-	*database = InvalidOid;
-	if (max_replication_slots == 0)
-		return SK_SLOT_MISSING;
+	memset(info, 0, sizeof(SkSlotInfo));
+	info->state = SK_SLOT_MISSING;
 	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
 	for (int i = 0; i < max_replication_slots; i++)
 	{
@@ -143,18 +140,20 @@ durable_find_slot(Oid *database)
 		if (!slot->in_use || strcmp(NameStr(slot->data.name), SK_SLOT_NAME) != 0)
 			continue;
 		SpinLockAcquire(&slot->mutex);
-		*database = slot->data.database;
+		info->database = slot->data.database;
+		info->restart_lsn = slot->data.restart_lsn;
+		info->confirmed = slot->data.confirmed_flush;
 		if (slot->data.persistency != RS_PERSISTENT)
-			state = SK_SLOT_MISSING;
+			info->state = SK_SLOT_MISSING;
 		else if (SK_SlotInvalidated(slot))
-			state = SK_SLOT_INVALIDATED;
+			info->state = SK_SLOT_INVALIDATED;
 		else
-			state = SK_SLOT_READY;
+			info->state = SK_SLOT_READY;
 		SpinLockRelease(&slot->mutex);
 		break;
 	}
 	LWLockRelease(ReplicationSlotControlLock);
-	return state;
+	return info->state;
 }
 
 /*
@@ -205,14 +204,14 @@ durable_refuse(const char *detail, const char *hint)
 static void
 durable_check_ready(void)
 {
-	Oid			slot_database;
+	SkSlotInfo	slot;
 	SkSlotState state;
 
 	if (wal_level < WAL_LEVEL_LOGICAL)
 		durable_refuse("streamkafka.durability is wal, but wal_level is not logical.",
 					   "Set wal_level = logical and restart the server, or set "
 					   "streamkafka.durability = memory.");
-	state = durable_find_slot(&slot_database);
+	state = durable_find_slot(&slot);
 	if (state == SK_SLOT_INVALIDATED)
 		durable_refuse("The replication slot \"streamkafka\" was invalidated: "
 					   "PostgreSQL removed WAL it held.",
@@ -222,7 +221,7 @@ durable_check_ready(void)
 		durable_refuse("The replication slot \"streamkafka\" does not exist yet.",
 					   "The worker makes it when it runs connected to streamkafka.database "
 					   "with streamkafka.durability = wal; see kafka_health().");
-	if (slot_database != MyDatabaseId)
+	if (slot.database != MyDatabaseId)
 		durable_refuse("In durable mode only the database named by streamkafka.database "
 					   "publishes: the slot \"streamkafka\" reads that database's WAL.",
 					   "Publish from that database, or set streamkafka.durability = memory.");

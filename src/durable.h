@@ -7,6 +7,8 @@
 #ifndef STREAMKAFKA_DURABLE_H
 #define STREAMKAFKA_DURABLE_H
 
+#include "access/xlogdefs.h"
+
 #include "event.h"
 
 #define SK_SLOT_NAME		"streamkafka"
@@ -30,7 +32,16 @@ typedef enum SkSlotState
 extern void durable_load_token(void);
 extern bool durable_prefix_matches(const char *prefix);
 extern bool durable_prefix_is_ours(const char *prefix);
-extern SkSlotState durable_find_slot(Oid *database);
+/* what durable_find_slot says of the slot "streamkafka" */
+typedef struct SkSlotInfo
+{
+	SkSlotState state;
+	Oid			database;		/* InvalidOid if missing */
+	XLogRecPtr	restart_lsn;	/* the oldest WAL it keeps */
+	XLogRecPtr	confirmed;		/* events up to here are finished */
+} SkSlotInfo;
+
+extern SkSlotState durable_find_slot(SkSlotInfo *info);
 extern bool durable_no_writer(void);
 extern int64 durable_publish(const SkEvent *event, uint64 size, bool transactional);
 

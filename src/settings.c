@@ -60,6 +60,7 @@ int			sk_enqueue_timeout_ms = 1000;
 int			sk_database_queue_share = 100;
 int			sk_durability = SK_DURABILITY_MEMORY;
 char	   *sk_id_header = NULL;
+int			sk_wal_retention_alert_mb = 1024;
 const SkPackedHeaders *sk_default_headers_packed = NULL;
 int			sk_security_protocol = SK_SECURITY_PLAINTEXT;
 int			sk_sasl_mechanism = SK_SASL_PLAIN;
@@ -717,6 +718,13 @@ settings_define(void)
 							 "wal needs wal_level = logical; see docs/durability.md.",
 							 &sk_durability, SK_DURABILITY_MEMORY, durability_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.wal_retention_alert",
+							"WAL kept for undelivered events (durable mode) past which "
+							"kafka_health() says degraded.",
+							"0: never.",
+							&sk_wal_retention_alert_mb, 1024, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MB, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("streamkafka.id_header",
 							   "The Kafka header that carries each event's id as decimal text.",

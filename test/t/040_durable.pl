@@ -35,6 +35,10 @@ my ($rc, $out, $err) = $node->psql('postgres',
 like($err, qr/55000.*durable mode cannot take events/s,
 	'wal_level = replica: kafka_publish fails with 55000');
 like($err, qr/wal_level is not logical/, 'and says why');
+ok($node->poll_query_until('postgres',
+		"SELECT kafka_health()->'checks'->>'durability' LIKE 'wal, not working: wal_level%'"),
+	'kafka_health() says durable mode is not working, and why');
+is(sql("SELECT kafka_health()->>'status'"), 'unhealthy', 'and is unhealthy');
 
 $node->append_conf('postgresql.conf', "wal_level = logical\n");
 # hardened builds name trusted output plugins; others have no such setting
@@ -54,6 +58,8 @@ sql("SELECT pg_drop_replication_slot('blocker')");
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM pg_replication_slots WHERE slot_name = 'streamkafka'"),
 	'the worker made the slot "streamkafka"');
+is(sql("SELECT concat_ws(' ', durability, slot, finding) FROM kafka_durability()"),
+	'wal ready wal: ok', 'kafka_durability() says durable mode works');
 
 # every PostgreSQL process, killed with SIGKILL at once
 sub kill_all_postgres
@@ -116,6 +122,11 @@ for my $session (1 .. 3)
 }
 sql("INSERT INTO durable_rows SELECT g, 'row ' || g FROM generate_series(1, 10000) g");
 is(sql("SELECT delivered FROM kafka_stats"), 0, 'nothing delivered with the broker down');
+my $health = sql("SELECT concat_ws(' ', (h->>'wal_retained_bytes')::bigint > 1000000, "
+	  . "h ? 'wal_oldest_undelivered_commit') FROM kafka_health() h");
+is($health, 't t', 'kafka_health() shows the WAL kept and the oldest undelivered commit');
+is(sql("SELECT wal_retained_bytes > 1000000 AND wal_oldest_undelivered_commit IS NOT NULL "
+	  . "FROM kafka_stats"), 't', 'and so does kafka_stats');
 my $killed = kill_all_postgres();
 diag("killed $killed PostgreSQL processes");
 broker('start');
@@ -125,6 +136,21 @@ my @rolled = grep { /^rolled-back/ } keys %$got;
 is(scalar(keys %$got) - @rolled, 30000, 'all 30,000 committed events arrived after the power cut');
 is(scalar @rolled, 0, 'no event of a rolled-back transaction');
 is(scalar(grep { @$_ > 1 } values %$got), 0, 'none twice: none had been acknowledged');
+is(sql("SELECT kafka_flush(120000)"), 't', 'kafka_flush() returns once the WAL is delivered');
+identity_holds($node, 'durable mode, after the power cut');
+ok($node->poll_query_until('postgres',
+		"SELECT (kafka_health()->>'wal_undelivered_bytes')::bigint < 100000"),
+	'the WAL of undelivered events drained');
+# per key, the events arrive in the order their transactions committed
+my %last;
+my $out_of_order = 0;
+for my $m (@{ consume_topic($bootstrap, $topic) })
+{
+	next unless ($m->{payload} // '') =~ /^e-(\d+)$/;
+	$out_of_order++ if defined $last{ $m->{key} } && $1 < $last{ $m->{key} };
+	$last{ $m->{key} } = $1;
+}
+is($out_of_order, 0, 'per key, in commit order');
 my $rows = wait_for_payloads("$topic-rows", 10000);
 is(scalar keys %$rows, 10000, 'all 10,000 rows of the streamed table arrived');
 my %ids;
@@ -174,6 +200,30 @@ is(scalar keys %$got, 6000, 'the backlog and the new events arrived after switch
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM pg_replication_slots WHERE slot_name = 'streamkafka'"),
 	'the slot is dropped once its events are delivered');
+
+# --- a transaction of 2,000,000 events, four times the 64 MB queue
+$node->append_conf('postgresql.conf', "streamkafka.durability = 'wal'\n");
+$node->reload;
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_replication_slots WHERE slot_name = 'streamkafka'"),
+	'back in durable mode, the worker made its slot again');
+my $topic5 = unique_topic('durable-large');
+create_topic($bootstrap, $topic5, 3);
+sql("SELECT count(kafka_publish('$topic5', 'l-' || g)) FROM generate_series(1, 2000000) g");
+is(sql("SELECT kafka_flush(300000)"), 't', 'kafka_flush() returns after the large transaction');
+my ($kcat_out, $kcat_err);
+IPC::Run::run([ 'kcat', '-C', '-b', $bootstrap, '-t', $topic5, '-o', 'beginning', '-e', '-q',
+		'-f', '%s\n' ], '>', \$kcat_out, '2>', \$kcat_err, IPC::Run::timeout(300))
+  or die "kcat failed: $kcat_err";
+my %large;
+$large{$_} = 1 for split /\n/, $kcat_out;
+is(scalar keys %large, 2000000, 'all 2,000,000 events of one transaction arrived');
+
+# --- DROP EXTENSION leaves no slot holding WAL
+sql("DROP EXTENSION streamkafka CASCADE");
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_replication_slots WHERE slot_name = 'streamkafka'"),
+	'DROP EXTENSION: the worker drops the slot');
 
 $node->stop;
 done_testing();
