@@ -264,20 +264,11 @@ health_versions(StringInfo json)
 	json_string(json, "librdkafka_version", rd_kafka_version_str());
 }
 
-/* durable mode's figures, as kafka_health() and kafka_durability() give them */
-typedef struct DurabilityFigures
+/* health_durability - read durable mode's figures */
+void
+health_durability(SkDurabilityFigures *figures)
 {
-	SkDecoderShared decoder;
-	SkSlotInfo	slot;
-	uint64		retained;		/* WAL bytes the slot keeps */
-	uint64		undelivered;	/* WAL bytes past the slot's confirmed position */
-} DurabilityFigures;
-
-/* durability_figures - read them */
-static void
-durability_figures(DurabilityFigures *figures)
-{
-	memset(figures, 0, sizeof(DurabilityFigures));
+	memset(figures, 0, sizeof(SkDurabilityFigures));
 	decoder_read_shared(&figures->decoder);
 	(void) durable_find_slot(&figures->slot);
 	if (figures->slot.state == SK_SLOT_READY && figures->slot.restart_lsn != InvalidXLogRecPtr &&
@@ -314,7 +305,7 @@ durability_slot_name(SkSlotState state)
  * degraded past streamkafka.wal_retention_alert of WAL kept
  */
 static SkHealthStatus
-durability_finding(const DurabilityFigures *figures, char *text, int size)
+durability_finding(const SkDurabilityFigures *figures, char *text, int size)
 {
 	bool		wal = sk_durability == SK_DURABILITY_WAL;
 
@@ -353,11 +344,11 @@ durability_finding(const DurabilityFigures *figures, char *text, int size)
 static void
 check_durability(HealthChecks *checks, StringInfo json)
 {
-	DurabilityFigures figures;
+	SkDurabilityFigures figures;
 	char		text[400];
 	SkHealthStatus status;
 
-	durability_figures(&figures);
+	health_durability(&figures);
 	status = durability_finding(&figures, text, sizeof(text));
 	json_string(json, "durability", sk_durability == SK_DURABILITY_WAL ? "wal" : "memory");
 	json_string(json, "wal_slot", durability_slot_name(figures.slot.state));
@@ -467,7 +458,7 @@ PG_FUNCTION_INFO_V1(streamkafka_durability);
 Datum
 streamkafka_durability(PG_FUNCTION_ARGS)
 {
-	DurabilityFigures figures;
+	SkDurabilityFigures figures;
 	TupleDesc	desc;
 	Datum		values[6];
 	bool		nulls[6] = {false};
@@ -476,7 +467,7 @@ streamkafka_durability(PG_FUNCTION_ARGS)
 	streamkafka_require_preload();
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	durability_figures(&figures);
+	health_durability(&figures);
 	(void) durability_finding(&figures, text, sizeof(text));
 	values[0] = CStringGetTextDatum(sk_durability == SK_DURABILITY_WAL ? "wal" : "memory");
 	values[1] = CStringGetTextDatum(durability_slot_name(figures.slot.state));
