@@ -82,6 +82,7 @@ static TimestampTz last_check = 0;
 static TimestampTz last_save = 0;
 static bool unsaved = false;	/* confirmed further than the slot on disk */
 static bool wanted = false;		/* durability = wal and the extension exists */
+static XLogRecPtr drain_end = InvalidXLogRecPtr;	/* closing: the WAL's end */
 
 /* the transaction being read */
 static XLogRecPtr txn_position;
@@ -596,23 +597,26 @@ decoder_queue_half_free(void)
 }
 
 /*
- * decoder_drop_slot - durability is memory (or the extension is gone) and
- * every event of the slot is finished: drop it, so it holds no WAL.  A
- * transaction that took durable.c's lock may still write an event: wait
- * for it (try again next turn).
+ * decoder_drop_slot - durability is memory (or the extension is gone): once
+ * no transaction can write an event any more (durable_close_writers) and
+ * every event up to the WAL's end at that moment is read and finished, drop
+ * the slot, so it holds no WAL
  */
 static void
 decoder_drop_slot(void)
 {
-	if (commits_count > 0 || sk_ring->wal_partial_at != 0 ||
-		decoding->reader->EndRecPtr < GetFlushRecPtr(NULL) ||
-		!durable_no_writer())
+	if (drain_end == InvalidXLogRecPtr && !durable_close_writers(&drain_end))
+		return;
+	if (decoding->reader->EndRecPtr < drain_end || commits_count > 0 ||
+		sk_ring->wal_partial_at != 0)
 		return;
 	decoder_forget();
 	ereport(LOG,
 			(errmsg("streamkafka worker dropping the replication slot \"streamkafka\": "
 					"durable mode is off and its events are delivered")));
 	decoder_sql("SELECT pg_catalog.pg_drop_replication_slot('" SK_SLOT_NAME "')");
+	drain_end = InvalidXLogRecPtr;
+	durable_reopen_writers();
 }
 
 /* decoder_check - every DECODER_CHECK_MS: is durable mode wanted here? */
@@ -624,6 +628,11 @@ decoder_check(void)
 	last_check = GetCurrentTimestamp();
 	wanted = sk_durability == SK_DURABILITY_WAL && OidIsValid(MyDatabaseId) &&
 		!RecoveryInProgress() && decoder_extension_exists();
+	if (wanted && drain_end != InvalidXLogRecPtr)
+	{
+		drain_end = InvalidXLogRecPtr;
+		durable_reopen_writers();
+	}
 }
 
 /*

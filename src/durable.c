@@ -27,6 +27,7 @@
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
+#include "storage/shmem.h"
 #include "storage/lwlock.h"
 #include "utils/memutils.h"
 
@@ -169,20 +170,66 @@ durable_writer_lock(LOCKTAG *tag)
 }
 
 /*
- * durable_no_writer - in the worker: does no transaction hold the writer
- * lock?  Then none can write an event before it checks for the slot again.
+ * Shared: set while the worker closes durable mode (durability went back to
+ * memory, or the extension was dropped) and delivers the slot's last events
+ * before dropping it.  A transaction that checks after it is set writes no
+ * event into the WAL.
+ */
+typedef struct DurableShared
+{
+	pg_atomic_uint32 closing;
+} DurableShared;
+
+static DurableShared *durable_shared = NULL;
+
+Size
+durable_shmem_size(void)
+{
+	return sizeof(DurableShared);
+}
+
+void
+durable_shmem_init(void)
+{
+	bool		found;
+
+	durable_shared = ShmemInitStruct("streamkafka durable", sizeof(DurableShared), &found);
+	if (!found)
+		pg_atomic_init_u32(&durable_shared->closing, 0);
+}
+
+/*
+ * durable_close_writers - in the worker: if no transaction holds the writer
+ * lock, mark durable mode closing (under the lock, so every later
+ * transaction sees it and writes nothing) and set *end to the end of the
+ * WAL, flushed: every event ever written is before it.  False if a
+ * transaction still holds the lock (try again later).  The end is that of
+ * a marker message (SK_WAL_MARKER_PREFIX) the reader skips.
  */
 bool
-durable_no_writer(void)
+durable_close_writers(XLogRecPtr *end)
 {
 	LOCKTAG		tag;
-	bool		free;
+	bool		closed = false;
 
 	durable_writer_lock(&tag);
 	StartTransactionCommand();
-	free = LockAcquire(&tag, AccessExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+	if (LockAcquire(&tag, AccessExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+	{
+		pg_atomic_write_u32(&durable_shared->closing, 1);
+		/* a marker's end, not the insert position: that may be no record's end */
+		*end = SK_LogLogicalMessage(SK_WAL_MARKER_PREFIX, "", 0, false);
+		closed = true;
+	}
 	CommitTransactionCommand();
-	return free;
+	return closed;
+}
+
+/* durable_reopen_writers - durable mode is wanted again, or its slot is gone */
+void
+durable_reopen_writers(void)
+{
+	pg_atomic_write_u32(&durable_shared->closing, 0);
 }
 
 /* durable_refuse - ERROR 55000: durable mode cannot take events here */
@@ -212,6 +259,11 @@ durable_check_ready(void)
 					   "Set wal_level = logical and restart the server, or set "
 					   "streamkafka.durability = memory.");
 	state = durable_find_slot(&slot);
+	if (pg_atomic_read_u32(&durable_shared->closing) != 0)
+		durable_refuse("streamkafka.durability was turned off (or the extension dropped): the "
+					   "worker is delivering the slot's last events before dropping it.",
+					   "Publish again once the reload has reached this session, or set "
+					   "streamkafka.durability = wal again.");
 	if (state == SK_SLOT_INVALIDATED)
 		durable_refuse("The replication slot \"streamkafka\" was invalidated: "
 					   "PostgreSQL removed WAL it held.",

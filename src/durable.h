@@ -14,6 +14,8 @@
 #define SK_SLOT_NAME		"streamkafka"
 #define SK_WAL_PREFIX_TAG	"streamkafka:"
 #define SK_WAL_FORMAT		1
+/* a logical message that only marks a WAL position (kafka_flush, closing) */
+#define SK_WAL_MARKER_PREFIX	"streamkafka.marker"
 
 /* what starts every event message in the WAL, before the packed event */
 typedef struct SkWalEventHead
@@ -42,7 +44,10 @@ typedef struct SkSlotInfo
 } SkSlotInfo;
 
 extern SkSlotState durable_find_slot(SkSlotInfo *info);
-extern bool durable_no_writer(void);
+extern Size durable_shmem_size(void);
+extern void durable_shmem_init(void);
+extern bool durable_close_writers(XLogRecPtr *end);
+extern void durable_reopen_writers(void);
 extern int64 durable_publish(const SkEvent *event, uint64 size, bool transactional);
 
 #endif							/* STREAMKAFKA_DURABLE_H */
