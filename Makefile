@@ -24,6 +24,8 @@ OBJS = \
 	src/sender.o \
 	src/breaker.o \
 	src/deadletter.o \
+	src/decoder.o \
+	src/durable.o \
 	src/mockfault.o \
 	src/testconsume.o \
 	src/topicstats.o \

@@ -34,7 +34,7 @@ SELECT count(*) AS topics_after_reset FROM kafka_topic_stats;
 -- Prometheus text: HELP and TYPE for every family, the info and breaker series
 SELECT count(*) FILTER (WHERE line LIKE '# HELP %') = count(*) FILTER (WHERE line LIKE '# TYPE %')
          AS help_for_every_type,
-       bool_or(line LIKE 'streamkafka_info{version="0.3.0",mode="mock",%} 1') AS info,
+       bool_or(line LIKE 'streamkafka_info{version="0.4.0",mode="mock",%} 1') AS info,
        bool_or(line = 'streamkafka_breaker_state{state="closed"} 1') AS breaker_closed,
        bool_or(line = 'streamkafka_delivery_latency_seconds_bucket{le="+Inf"} 0') AS histogram_after_reset,
        bool_or(line = 'streamkafka_brokers{state="total"} 3') AS brokers

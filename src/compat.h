@@ -29,6 +29,47 @@
 #define SK_MyProcNumber() (MyProc->pgprocno)
 #endif
 
+/* this backend's local transaction id field in PGPROC (PostgreSQL 17: vxid.lxid) */
+#if PG_VERSION_NUM >= 170000
+#define SK_lxid vxid.lxid
+#else
+#define SK_lxid lxid
+#endif
+
+/*
+ * durable mode: a logical message (PostgreSQL 17 flushes a non-transactional
+ * one when asked; before, we flush it), whether a slot was invalidated
+ * (PostgreSQL 16: a cause; before, the LSN it happened at), acquiring a slot
+ */
+#include "access/xlog.h"
+#include "replication/message.h"
+#include "replication/slot.h"
+static inline XLogRecPtr
+SK_LogLogicalMessage(const char *prefix, const char *message, size_t size, bool transactional)
+{
+#if PG_VERSION_NUM >= 170000
+	return LogLogicalMessage(prefix, message, size, transactional, !transactional);
+#else
+	XLogRecPtr	lsn = LogLogicalMessage(prefix, message, size, transactional);
+
+	if (!transactional)
+		XLogFlush(lsn);
+	return lsn;
+#endif
+}
+
+#if PG_VERSION_NUM >= 160000
+#define SK_SlotInvalidated(slot) ((slot)->data.invalidated != RS_INVAL_NONE)
+#else
+#define SK_SlotInvalidated(slot) ((slot)->data.invalidated_at != InvalidXLogRecPtr)
+#endif
+
+#if PG_VERSION_NUM >= 180000
+#define SK_ReplicationSlotAcquire(name) ReplicationSlotAcquire((name), true, true)
+#else
+#define SK_ReplicationSlotAcquire(name) ReplicationSlotAcquire((name), true)
+#endif
+
 /* PostgreSQL 18 no longer defines Abs() */
 #ifndef Abs
 #define Abs(x) ((x) >= 0 ? (x) : -(x))

@@ -333,6 +333,21 @@ event_reset_state(char *packed, uint64 block_delta)
 	h->block_delta = block_delta;
 }
 
+/*
+ * event_adopt_decoded - a packed event read back from the WAL, about to be
+ * queued block_delta bytes after its block's start: its id is event_id
+ * unless it has its own (a dead letter queued again)
+ */
+void
+event_adopt_decoded(char *packed, int64 event_id, uint64 block_delta)
+{
+	SkEventHeader *h = (SkEventHeader *) packed;
+
+	event_reset_state(packed, block_delta);
+	if (h->event_id == 0)
+		h->event_id = event_id;
+}
+
 StaticAssertDecl(offsetof(SkEventHeader, refusal_error) == SK_EVENT_HEADER_V1_SIZE,
 				 "0.2.0's event header is a prefix of this one");
 

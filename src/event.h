@@ -161,6 +161,7 @@ extern bool event_has_header(const char *packed, int count, const char *name);
 extern uint32 event_check_packed(const char *packed, uint64 avail);
 extern uint64 event_block_delta(const char *packed);
 extern void event_reset_state(char *packed, uint64 block_delta);
+extern void event_adopt_decoded(char *packed, int64 event_id, uint64 block_delta);
 extern char *event_upgrade_v1(const char *events, uint64 bytes, uint32 nevents,
 							  uint64 *upgraded_bytes);
 

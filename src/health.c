@@ -5,20 +5,25 @@
  *		served on /health by the monitor worker.
  *
  * unhealthy: the worker is not running, the producer could not start, no
- *            broker is up, or the circuit breaker is open.
+ *            broker is up, the circuit breaker is open, or durable mode
+ *            cannot work (set-up, a missing or invalidated slot).
  * degraded:  some brokers down, the breaker half open, the queue over 80%
  *            full or held by a commit waiting for synchronous replication,
  *            a database past 80% of its share of the queue, dead letters
  *            written in the last 15 minutes or not writable (no connection
  *            to streamkafka.database), a consumer group lagging more than
  *            streamkafka.lag_alert_threshold, a topic with under-replicated
- *            partitions, a damaged spill file set aside at start, or the
- *            accounting identity not holding (a counting defect; the log
- *            says by how much, see metrics.c).
+ *            partitions, a damaged spill file set aside at start, more
+ *            WAL kept for undelivered events than
+ *            streamkafka.wal_retention_alert, or the accounting identity
+ *            not holding (a counting defect; the log says by how much, see
+ *            metrics.c).
  */
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "funcapi.h"
+#include "access/xlog.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
@@ -29,6 +34,8 @@
 
 #include "breaker.h"
 #include "deadletter.h"
+#include "decoder.h"
+#include "durable.h"
 #include "health.h"
 #include "metrics.h"
 #include "lag.h"
@@ -257,6 +264,103 @@ health_versions(StringInfo json)
 	json_string(json, "librdkafka_version", rd_kafka_version_str());
 }
 
+/* health_durability - read durable mode's figures */
+void
+health_durability(SkDurabilityFigures *figures)
+{
+	memset(figures, 0, sizeof(SkDurabilityFigures));
+	decoder_read_shared(&figures->decoder);
+	(void) durable_find_slot(&figures->slot);
+	if (figures->slot.state == SK_SLOT_READY && figures->slot.restart_lsn != InvalidXLogRecPtr &&
+		!RecoveryInProgress())
+	{
+		XLogRecPtr	end = GetXLogInsertRecPtr();
+
+		figures->retained = end - figures->slot.restart_lsn;
+		if (end > figures->slot.confirmed)
+			figures->undelivered = end - figures->slot.confirmed;
+	}
+}
+
+/* durability_slot_name - the slot's state as kafka_health() names it */
+static const char *
+durability_slot_name(SkSlotState state)
+{
+	switch (state)
+	{
+		case SK_SLOT_READY:
+			return "ready";
+		case SK_SLOT_INVALIDATED:
+			return "invalidated";
+		case SK_SLOT_MISSING:
+			return "missing";
+	}
+	return "unknown";
+}
+
+/*
+ * durability_finding - the health check's finding and status for durable
+ * mode: unhealthy while it cannot work (the worker says why) or its slot is
+ * missing or was invalidated (WAL with undelivered events was removed);
+ * degraded past streamkafka.wal_retention_alert of WAL kept
+ */
+static SkHealthStatus
+durability_finding(const SkDurabilityFigures *figures, char *text, int size)
+{
+	bool		wal = sk_durability == SK_DURABILITY_WAL;
+
+	if (figures->slot.state == SK_SLOT_INVALIDATED)
+	{
+		snprintf(text, size, "the slot \"streamkafka\" was invalidated: PostgreSQL removed "
+				 "WAL it held, and the undelivered events in it are lost");
+		return SK_UNHEALTHY;
+	}
+	if (!wal)
+	{
+		snprintf(text, size, "%s", figures->slot.state == SK_SLOT_READY ?
+				 "memory mode; the slot's remaining events are being delivered" : "ok");
+		return SK_HEALTHY;
+	}
+	if (figures->decoder.problem[0] != '\0' || figures->slot.state == SK_SLOT_MISSING)
+	{
+		snprintf(text, size, "wal, not working: %s", figures->decoder.problem[0] != '\0' ?
+				 figures->decoder.problem :
+				 "the slot \"streamkafka\" does not exist yet (the worker makes it); "
+				 "publishing is refused until then");
+		return SK_UNHEALTHY;
+	}
+	if (sk_wal_retention_alert_mb > 0 &&
+		figures->retained > (uint64) sk_wal_retention_alert_mb * 1024 * 1024)
+	{
+		snprintf(text, size, "wal: more WAL kept for undelivered events than "
+				 "streamkafka.wal_retention_alert");
+		return SK_DEGRADED;
+	}
+	snprintf(text, size, "wal: ok");
+	return SK_HEALTHY;
+}
+
+/* check_durability - the health check, and its figures into json */
+static void
+check_durability(HealthChecks *checks, StringInfo json)
+{
+	SkDurabilityFigures figures;
+	char		text[400];
+	SkHealthStatus status;
+
+	health_durability(&figures);
+	status = durability_finding(&figures, text, sizeof(text));
+	json_string(json, "durability", sk_durability == SK_DURABILITY_WAL ? "wal" : "memory");
+	json_string(json, "wal_slot", durability_slot_name(figures.slot.state));
+	appendStringInfo(json, "\"wal_retained_bytes\": " UINT64_FORMAT
+					 ", \"wal_undelivered_bytes\": " UINT64_FORMAT ", ",
+					 figures.retained, figures.undelivered);
+	if (figures.decoder.oldest_pending != 0)
+		json_string(json, "wal_oldest_undelivered_commit",
+					timestamptz_to_str(figures.decoder.oldest_pending));
+	check(checks, "durability", text, status);
+}
+
 /*
  * health_report - the report as JSON text into json; returns the verdict
  */
@@ -268,6 +372,7 @@ health_report(StringInfo json)
 	double		fill;
 	bool		recent_dead_letters;
 	StringInfoData queue_databases;
+	StringInfoData durability;
 
 	metrics_snapshot(&snap);
 	fill = (double) snap.queue_bytes / (double) snap.queue_size;
@@ -298,6 +403,8 @@ health_report(StringInfo json)
 		check(&checks, "dead_letters", recent_dead_letters ?
 			  "events were dead-lettered in the last 15 minutes" : "ok",
 			  recent_dead_letters ? SK_DEGRADED : SK_HEALTHY);
+	initStringInfo(&durability);
+	check_durability(&checks, &durability);
 	check_monitor(&checks);
 	check_accounting(&checks);
 	appendStringInfoChar(&checks.json, '}');
@@ -314,6 +421,7 @@ health_report(StringInfo json)
 					 snap.brokers_total, snap.brokers_up, snap.brokers_down);
 	appendStringInfo(json, "\"queue_fill\": %.4f, ", fill);
 	appendStringInfoString(json, queue_databases.data);
+	appendStringInfoString(json, durability.data);
 	health_staging(json);
 	appendStringInfo(json, "\"spill_damaged_files\": %d, ", spill_damaged_files());
 	health_versions(json);
@@ -339,4 +447,34 @@ streamkafka_health(PG_FUNCTION_ARGS)
 	initStringInfo(&json);
 	(void) health_report(&json);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
+}
+
+PG_FUNCTION_INFO_V1(streamkafka_durability);
+
+/*
+ * streamkafka_durability - kafka_durability(): durable mode's state and
+ * figures as one row
+ */
+Datum
+streamkafka_durability(PG_FUNCTION_ARGS)
+{
+	SkDurabilityFigures figures;
+	TupleDesc	desc;
+	Datum		values[6];
+	bool		nulls[6] = {false};
+	char		text[400];
+
+	streamkafka_require_preload();
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	health_durability(&figures);
+	(void) durability_finding(&figures, text, sizeof(text));
+	values[0] = CStringGetTextDatum(sk_durability == SK_DURABILITY_WAL ? "wal" : "memory");
+	values[1] = CStringGetTextDatum(durability_slot_name(figures.slot.state));
+	values[2] = Int64GetDatum((int64) figures.retained);
+	values[3] = Int64GetDatum((int64) figures.undelivered);
+	values[4] = TimestampTzGetDatum(figures.decoder.oldest_pending);
+	nulls[4] = figures.decoder.oldest_pending == 0;
+	values[5] = CStringGetTextDatum(text);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }

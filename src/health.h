@@ -8,6 +8,9 @@
 
 #include "lib/stringinfo.h"
 
+#include "decoder.h"
+#include "durable.h"
+
 typedef enum SkHealthStatus
 {
 	SK_HEALTHY,
@@ -15,6 +18,16 @@ typedef enum SkHealthStatus
 	SK_UNHEALTHY
 } SkHealthStatus;
 
+/* durable mode's figures, as kafka_health(), kafka_durability() and /metrics give them */
+typedef struct SkDurabilityFigures
+{
+	SkDecoderShared decoder;	/* what the worker says */
+	SkSlotInfo	slot;
+	uint64		retained;		/* WAL bytes the slot keeps */
+	uint64		undelivered;	/* WAL bytes past the slot's confirmed position */
+} SkDurabilityFigures;
+
 extern SkHealthStatus health_report(StringInfo json);
+extern void health_durability(SkDurabilityFigures *figures);
 
 #endif							/* STREAMKAFKA_HEALTH_H */

@@ -396,7 +396,8 @@ producer_send(const SkEventView *event, bool copy_value, uint64 opaque, int *sta
 	rd_kafka_resp_err_t err;
 
 	const SkPackedHeaders *defaults = sk_default_headers_packed;
-	int			most = 6 + h->nheaders + (defaults ? defaults->count : 0);
+	int			most = 7 + h->nheaders + (defaults ? defaults->count : 0);
+	char		id_text[24];
 
 	*stats_slot = topic->stats_slot;
 	if (max_vus < most)
@@ -425,6 +426,14 @@ producer_send(const SkEventView *event, bool copy_value, uint64 opaque, int *sta
 	vus[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
 	vus[n++].u.ptr = (void *) (uintptr_t) opaque;
 	n = add_headers(vus, n, event->headers, h->nheaders, NULL, 0);
+	if (sk_id_header[0] != '\0' && !event_has_header(event->headers, h->nheaders, sk_id_header))
+	{
+		/* librdkafka copies header values: id_text need not outlive the call */
+		vus[n].vtype = RD_KAFKA_VTYPE_HEADER;
+		vus[n].u.header.name = sk_id_header;
+		vus[n].u.header.val = id_text;
+		vus[n++].u.header.size = snprintf(id_text, sizeof(id_text), INT64_FORMAT, h->event_id);
+	}
 	if (defaults != NULL)
 		n = add_headers(vus, n, defaults->data, defaults->count, event->headers, h->nheaders);
 

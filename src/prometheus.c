@@ -334,6 +334,23 @@ prometheus_lag(StringInfo out)
 	pfree(snap);
 }
 
+/* prometheus_durability - durable mode's WAL figures */
+static void
+prometheus_durability(StringInfo out)
+{
+	SkDurabilityFigures figures;
+
+	health_durability(&figures);
+	gauge(out, "streamkafka_wal_retained_bytes",
+		  "Durable mode: WAL the slot \"streamkafka\" keeps for undelivered events.",
+		  (double) figures.retained);
+	gauge(out, "streamkafka_wal_undelivered_bytes",
+		  "Durable mode: WAL after the slot's confirmed position.", (double) figures.undelivered);
+	gauge(out, "streamkafka_wal_slot_invalidated",
+		  "1 if PostgreSQL invalidated the slot \"streamkafka\": undelivered events were lost.",
+		  figures.slot.state == SK_SLOT_INVALIDATED);
+}
+
 /*
  * prometheus_text - every metric, appended to out
  */
@@ -350,6 +367,7 @@ prometheus_text(StringInfo out)
 	prometheus_breaker(out);
 	prometheus_brokers(out, &snap);
 	prometheus_lag(out);
+	prometheus_durability(out);
 }
 
 PG_FUNCTION_INFO_V1(streamkafka_metrics_prometheus);

@@ -14,6 +14,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
+#include "durable.h"
 #include "enqueue.h"
 #include "event.h"
 #include "pending.h"
@@ -164,6 +165,8 @@ publish(SkEvent *event, bool transactional)
 	int64		event_id;
 
 	size = publish_prepare(event);
+	if (sk_durability == SK_DURABILITY_WAL)
+		return durable_publish(event, size, transactional);
 	event_id = event->retry_id != 0 ? event->retry_id : ring_next_event_id();
 	if (transactional)
 		pending_add(event, size, event_id);
@@ -276,6 +279,9 @@ publish_retry(SkEvent *event)
 {
 	uint64		size = publish_prepare(event);
 
+	/* in durable mode with the caller's transaction, which deletes the row */
+	if (sk_durability == SK_DURABILITY_WAL)
+		return durable_publish(event, size, true) != 0;
 	return enqueue_now(event, size, event->retry_id);
 }
 

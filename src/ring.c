@@ -124,6 +124,9 @@ ring_shmem_init(void *place)
 	memset(sk_ring->shares, 0, sizeof(sk_ring->shares));
 	sk_ring->size = ring_data_size();
 	sk_ring->producer_generation = 0;
+	sk_ring->wal_queued_upto = 0;
+	sk_ring->wal_partial_at = 0;
+	sk_ring->wal_partial_count = 0;
 	sk_ring->instance_id = ((uint64) GetCurrentTimestamp() << 16) ^ (uint64) MyProcPid;
 
 	/*
@@ -319,8 +322,8 @@ ring_set_consumer_latch(void)
 		SetLatch(latch);
 }
 
-/* wake the worker if it said it may be sleeping */
-static void
+/* ring_wake_consumer - wake the worker if it said it may be sleeping */
+void
 ring_wake_consumer(void)
 {
 	pg_memory_barrier();

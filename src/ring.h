@@ -39,6 +39,10 @@ typedef struct SkBlockHeader
 
 #define SK_BLOCK_HEADER_SIZE	((uint64) sizeof(SkBlockHeader))
 
+/* the owner of a block read back from the WAL (durable mode): it is in the
+ * WAL until Kafka has it, so a clean stop does not spill it */
+#define SK_BLOCK_OWNER_WAL		PG_UINT64_MAX
+
 /*
  * The queue's share per database: bytes of the blocks each database has
  * reserved and the worker has not released yet, so that no database can
@@ -93,6 +97,15 @@ typedef struct SkRing
 	pg_atomic_uint32 consumer_sleeping; /* 1 while the worker may sleep */
 	pg_atomic_uint32 held_by_pid;	/* a commit waiting for synchronous
 									 * replication holds the queue: its pid */
+	/*
+	 * Durable mode (decoder.c, worker only): how far the WAL's events are in
+	 * the queue, so that reading the WAL again after a crash restart (which
+	 * keeps the queue) does not queue them twice.  A position is a
+	 * transaction's commit end LSN, or a non-transactional event's LSN.
+	 */
+	uint64		wal_queued_upto;	/* every event up to here is queued */
+	uint64		wal_partial_at; /* a transaction partly queued, or 0 */
+	uint32		wal_partial_count;	/* how many of its events are */
 	char		pad3[PG_CACHE_LINE_SIZE];
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } SkRing;
@@ -160,6 +173,7 @@ extern uint64 ring_unfinished_events(void);
 extern int64 ring_next_event_id(void);
 extern void ring_request_eviction(uint64 bytes);
 extern void ring_set_consumer_latch(void);
+extern void ring_wake_consumer(void);
 extern uint64 ring_instance_id(void);
 extern int	ring_held_by(void);
 

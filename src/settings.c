@@ -58,6 +58,9 @@ char	   *sk_rdkafka_options = "";	/* the real values; the settings show them mas
 int			sk_overflow = SK_OVERFLOW_ERROR;
 int			sk_enqueue_timeout_ms = 1000;
 int			sk_database_queue_share = 100;
+int			sk_durability = SK_DURABILITY_MEMORY;
+char	   *sk_id_header = NULL;
+int			sk_wal_retention_alert_mb = 1024;
 const SkPackedHeaders *sk_default_headers_packed = NULL;
 int			sk_security_protocol = SK_SECURITY_PLAINTEXT;
 int			sk_sasl_mechanism = SK_SASL_PLAIN;
@@ -91,6 +94,12 @@ static const struct config_enum_entry overflow_options[] = {
 	{"block", SK_OVERFLOW_BLOCK, false},
 	{"drop_newest", SK_OVERFLOW_DROP_NEWEST, false},
 	{"drop_oldest", SK_OVERFLOW_DROP_OLDEST, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry durability_options[] = {
+	{"memory", SK_DURABILITY_MEMORY, false},
+	{"wal", SK_DURABILITY_WAL, false},
 	{NULL, 0, false}
 };
 
@@ -452,6 +461,24 @@ check_topic_prefix(char **newval, void **extra pg_attribute_unused(),
 	return true;
 }
 
+/* streamkafka.id_header: empty, or a header name of printable ASCII */
+static bool
+check_id_header(char **newval, void **extra pg_attribute_unused(),
+				GucSource source pg_attribute_unused())
+{
+	for (const char *c = *newval; *c != '\0'; c++)
+	{
+		if (*c <= ' ' || *c > '~')
+		{
+			GUC_check_errdetail("Header name \"%s\" has a space, a control character "
+								"or a non-ASCII character.", *newval);
+			GUC_check_errhint("Use a name such as \"event-id\", or empty for no header.");
+			return false;
+		}
+	}
+	return true;
+}
+
 /* parse and pack default headers; ERRORs are caught by the caller */
 static pg_noinline SkPackedHeaders *
 pack_default_headers(const char *json)
@@ -684,6 +711,26 @@ settings_define(void)
 							"100: no limit.  A database over its share is treated as a full queue.",
 							&sk_database_queue_share, 100, 1, 100,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("streamkafka.durability",
+							 "Where a committed event waits for Kafka: memory (the queue) "
+							 "or wal (the WAL, kept by the slot \"streamkafka\").",
+							 "wal needs wal_level = logical; see docs/durability.md.",
+							 &sk_durability, SK_DURABILITY_MEMORY, durability_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamkafka.wal_retention_alert",
+							"WAL kept for undelivered events (durable mode) past which "
+							"kafka_health() says degraded.",
+							"0: never.",
+							&sk_wal_retention_alert_mb, 1024, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MB, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("streamkafka.id_header",
+							   "The Kafka header that carries each event's id as decimal text.",
+							   "Empty: no such header.",
+							   &sk_id_header, "",
+							   PGC_SIGHUP, 0, check_id_header, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.enqueue_timeout_ms",
 							"How long a session waits for queue space "

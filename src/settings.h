@@ -46,6 +46,13 @@ typedef enum SkOverflow
 } SkOverflow;
 
 /* default_headers, checked and packed (the GUC's "extra") */
+/* streamkafka.durability: where a committed event lives until Kafka has it */
+typedef enum SkDurability
+{
+	SK_DURABILITY_MEMORY,		/* the shared-memory queue (and the spill file) */
+	SK_DURABILITY_WAL			/* the WAL, held by the extension's slot */
+} SkDurability;
+
 typedef struct SkPackedHeaders
 {
 	uint32		len;
@@ -84,6 +91,9 @@ extern char *sk_default_headers;
 extern char *sk_rdkafka_options;
 extern int	sk_overflow;	/* an SkOverflow */
 extern int	sk_database_queue_share;
+extern int	sk_durability;	/* an SkDurability */
+extern char *sk_id_header;
+extern int	sk_wal_retention_alert_mb;
 extern int	sk_enqueue_timeout_ms;
 extern const SkPackedHeaders *sk_default_headers_packed;
 extern int	sk_security_protocol;	/* an SkSecurityProtocol */

@@ -26,6 +26,8 @@
 #include "breaker.h"
 #include "brokers.h"
 #include "deadletter.h"
+#include "decoder.h"
+#include "durable.h"
 #include "lag.h"
 #include "metrics.h"
 #include "mockfault.h"
@@ -58,6 +60,8 @@ typedef struct MainRegion
 
 static const MainRegion main_regions[] = {
 	{breaker_shmem_size, breaker_shmem_init},
+	{decoder_shmem_size, decoder_shmem_init},
+	{durable_shmem_size, durable_shmem_init},
 	{mockfault_shmem_size, mockfault_shmem_init},
 	{brokers_shmem_size, brokers_shmem_init},
 	{lag_shmem_size, lag_shmem_init},

@@ -186,7 +186,8 @@ spill_write(void)
 	{
 		SpillBlock block = {0};
 
-		if (ring_block_state(off) != SK_BLOCK_READY)
+		if (ring_block_state(off) != SK_BLOCK_READY ||
+			*ring_field(off, uint64, owner) == SK_BLOCK_OWNER_WAL)
 			continue;
 		block.nevents = spill_collect(off, &buf);
 		block.bytes = buf.len;

@@ -28,6 +28,7 @@
 #include "compat.h"
 #include "event.h"
 #include "metrics.h"
+#include "durable.h"
 #include "pending.h"
 #include "ring.h"
 #include "settings.h"
@@ -141,6 +142,7 @@ _PG_init(void)
 	shmem_startup_hook = streamkafka_shmem_startup;
 
 	pending_init();
+	durable_load_token();
 	/* the sender: its database connection is for the dead-letter table */
 	streamkafka_register("streamkafka_worker_main", "streamkafka worker",
 						 BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION, 1);

@@ -8,7 +8,7 @@
 
 #include "postgres.h"
 
-#define STREAMKAFKA_VERSION "0.3.0"
+#define STREAMKAFKA_VERSION "0.4.0"
 
 
 /* true in processes where the library came from shared_preload_libraries */

@@ -44,6 +44,7 @@
 #include "breaker.h"
 #include "compat.h"
 #include "deadletter.h"
+#include "decoder.h"
 #include "metrics.h"
 #include "producer.h"
 #include "ring.h"
@@ -137,6 +138,20 @@ worker_reload(void)
 	worker_start_producer(sk_shutdown_timeout_ms);
 }
 
+/*
+ * worker_serve_queue - send what the queue holds and take delivery reports:
+ * what the durable-mode reader runs while it waits for room in the queue
+ * (inside a decoding transaction: nothing here may write to the database)
+ */
+static void
+worker_serve_queue(void)
+{
+	producer_poll();
+	breaker_tick(sender_in_flight());
+	(void) sender_drain(WORKER_BATCH);
+	(void) sender_release();
+}
+
 /* one turn of work; true if it made progress */
 static bool
 worker_step(void)
@@ -144,6 +159,7 @@ worker_step(void)
 	uint32		sent;
 	bool		released;
 	bool		dead_lettered = false;
+	bool		decoded;
 	uint64		evict;
 
 	if (producer_running() && producer_failed())
@@ -172,7 +188,8 @@ worker_step(void)
 	released = sender_release();
 	if (sender_take_delivered_flag())
 		metrics_note_delivery_time(GetCurrentTimestamp());
-	return sent > 0 || released || dead_lettered;
+	decoded = decoder_step(worker_serve_queue);
+	return sent > 0 || released || dead_lettered || decoded;
 }
 
 /*
@@ -303,8 +320,11 @@ static void
 worker_recover(MemoryContext loop_context)
 {
 	HOLD_INTERRUPTS();
+	/* the frames of the error's context callbacks (an SPI statement's) are gone */
+	error_context_stack = NULL;
 	EmitErrorReport();
 	AbortCurrentTransaction();
+	decoder_forget();
 	LWLockReleaseAll();
 	ConditionVariableCancelSleep();
 	pgstat_report_wait_end();

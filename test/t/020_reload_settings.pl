@@ -56,6 +56,9 @@ my %new_value = (
 	'streamkafka.lag_interval_ms' => '700',
 	'streamkafka.lag_alert_threshold' => '5',
 	'streamkafka.database_queue_share' => '40',
+	'streamkafka.durability' => 'wal',    # wal_level = replica: refused loudly
+	'streamkafka.id_header' => 'event-id',
+	'streamkafka.wal_retention_alert' => '64MB',
 	'streamkafka.http_port' => undef,	# moved at every step below
 	'streamkafka.http_listen_address' => '127.0.0.2');
 
