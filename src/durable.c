@@ -309,6 +309,8 @@ durable_pack(const SkEvent *event, uint64 size)
 	resetStringInfo(message_buf);
 	enlargeStringInfo(message_buf, sizeof(head) + size);
 	memcpy(message_buf->data, &head, sizeof(head));
+	/* the WAL gets every byte: the event's alignment padding too */
+	memset(message_buf->data + sizeof(head) + size - sizeof(uint64), 0, sizeof(uint64));
 	event_pack(message_buf->data + sizeof(head), event, event->retry_id, 0);
 	message_buf->len = sizeof(head) + size;
 	return message_buf;

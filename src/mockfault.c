@@ -1,9 +1,10 @@
 /*
  * mockfault.c
  *		kafka_mock_fault(): breaks librdkafka's embedded mock cluster on
- *		purpose (brokers down and up, Produce request errors, added latency)
- *		so tests can drive the circuit breaker and the dead-letter path
- *		without a real cluster.  Only the worker holds the mock cluster, so a
+ *		purpose (brokers down and up, Produce or OffsetFetch request errors,
+ *		added latency) so tests can drive the circuit breaker, the
+ *		dead-letter path and the monitor's lag refresh without a real
+ *		cluster.  Only the worker holds the mock cluster, so a
  *		session leaves its request in shared memory and wakes the worker,
  *		which applies it in mockfault_apply().  Superuser only; refused when
  *		a real cluster is configured.
@@ -25,12 +26,14 @@
 
 #define MOCK_BROKERS		3	/* test.mock.num.brokers, see producer.c */
 #define MOCK_PRODUCE_API	0	/* Kafka's ApiKey of Produce */
+#define MOCK_OFFSET_FETCH_API	9	/* Kafka's ApiKey of OffsetFetch (the monitor's) */
 
 typedef enum MockAction
 {
 	MOCK_BROKERS_DOWN,
 	MOCK_BROKERS_UP,
 	MOCK_PRODUCE_ERRORS,
+	MOCK_OFFSET_FETCH_ERRORS,
 	MOCK_RTT
 } MockAction;
 
@@ -93,9 +96,11 @@ mockfault_apply(rd_kafka_t *rk)
 		else if (req.action == MOCK_RTT)
 			rd_kafka_mock_broker_set_rtt(mcluster, id, req.value);
 	}
-	if (req.action == MOCK_PRODUCE_ERRORS)
+	if (req.action == MOCK_PRODUCE_ERRORS || req.action == MOCK_OFFSET_FETCH_ERRORS)
 		for (int i = 0; i < req.value; i++)
-			rd_kafka_mock_push_request_errors(mcluster, MOCK_PRODUCE_API, 1,
+			rd_kafka_mock_push_request_errors(mcluster,
+											  req.action == MOCK_PRODUCE_ERRORS ?
+											  MOCK_PRODUCE_API : MOCK_OFFSET_FETCH_API, 1,
 											  (rd_kafka_resp_err_t) req.error_code);
 	ereport(LOG, (errmsg("streamkafka applied a mock cluster fault (action %d, value %d)",
 						 (int) req.action, req.value)));
@@ -110,12 +115,15 @@ mockfault_parse(const char *fault)
 		return MOCK_BROKERS_UP;
 	if (strcmp(fault, "produce_errors") == 0)
 		return MOCK_PRODUCE_ERRORS;
+	if (strcmp(fault, "offset_fetch_errors") == 0)
+		return MOCK_OFFSET_FETCH_ERRORS;
 	if (strcmp(fault, "rtt") == 0)
 		return MOCK_RTT;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown mock cluster fault \"%s\"", fault),
-			 errhint("Use brokers_down, brokers_up, produce_errors or rtt.")));
+			 errhint("Use brokers_down, brokers_up, produce_errors, "
+					 "offset_fetch_errors or rtt.")));
 	return MOCK_RTT;			/* keep the compiler quiet */
 }
 
@@ -134,7 +142,8 @@ streamkafka_mock_fault(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("mock cluster fault must not be null"),
-				 errhint("Use brokers_down, brokers_up, produce_errors or rtt.")));
+				 errhint("Use brokers_down, brokers_up, produce_errors, "
+						 "offset_fetch_errors or rtt.")));
 	action = mockfault_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	if (!settings_mock_mode())
 		ereport(ERROR,

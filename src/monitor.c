@@ -59,6 +59,7 @@
 #define HTTP_REQUEST_TIMEOUT_MS	5000
 #define HTTP_MAX_REQUEST		8192
 #define HTTP_MAX_CLIENTS		8
+#define MONITOR_GROUP_ID		"streamkafka-monitor"	/* see monitor_client */
 
 typedef enum HttpPhase
 {
@@ -125,10 +126,27 @@ monitor_log_failure(LogLimit *limit, const char *what, const char *text)
 	limit->unlogged = 0;
 }
 
+/* monitor_destroy_client - destroy the client, without a consumer close (it never joins) */
+static void
+monitor_destroy_client(void)
+{
+	if (client != NULL)
+		rd_kafka_destroy_flags(client, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	client = NULL;
+}
+
 /*
  * monitor_client - a client of the producer's cluster, rebuilt when its
  * address changes or rebuild asks (the settings changed); never while a lag
- * refresh uses it
+ * refresh uses it.
+ *
+ * A consumer with a group of its own (MONITOR_GROUP_ID), which it never
+ * joins, subscribes or commits to: librdkafka handles a group's offsets
+ * answer that says the coordinator moved (NOT_COORDINATOR,
+ * COORDINATOR_NOT_AVAILABLE, as a broker shuts down) by asking the client's
+ * own consumer group to look up its coordinator again, and a client without
+ * one (a producer) dereferences a NULL group there: SIGSEGV in a librdkafka
+ * thread, which kills the monitor and restarts the server.
  */
 static rd_kafka_t *
 monitor_client(bool rebuild)
@@ -140,9 +158,7 @@ monitor_client(bool rebuild)
 	metrics_snapshot(&snap);
 	if (client != NULL && !rebuild && strcmp(client_bootstrap, snap.bootstrap) == 0)
 		return client;
-	if (client != NULL)
-		rd_kafka_destroy(client);
-	client = NULL;
+	monitor_destroy_client();
 	if (!snap.producer_ready || snap.bootstrap[0] == '\0')
 		return NULL;
 	conf = kafkaconf_client(snap.bootstrap, errstr, sizeof(errstr));
@@ -150,8 +166,17 @@ monitor_client(bool rebuild)
 	{
 		rd_kafka_conf_set(conf, "log.queue", "false", NULL, 0);
 		rd_kafka_conf_set(conf, "log_level", "0", NULL, 0);
-		client = kafkaconf_new_handle(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+		if (rd_kafka_conf_set(conf, "group.id", MONITOR_GROUP_ID, errstr,
+							  sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+			rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+							  sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		{
+			rd_kafka_conf_destroy(conf);
+			conf = NULL;
+		}
 	}
+	if (conf != NULL)
+		client = kafkaconf_new_handle(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
 	if (client == NULL)
 		monitor_log_failure(&client_failures, "could not create a Kafka client", errstr);
 	else
@@ -479,9 +504,7 @@ monitor_stop(void)
 	monitor_close_clients();
 	monitor_close_listener();
 	lag_refresh_cancel();
-	if (client != NULL)
-		rd_kafka_destroy(client);
-	client = NULL;
+	monitor_destroy_client();
 }
 
 /* monitor_on_exit - any exit (an ERROR included) stops the refresh thread first */
