@@ -22,7 +22,7 @@ use Test::More;
 use Exporter 'import';
 our @EXPORT = qw(kafka_bootstrap kafka3_sasl_broker kafka_ctl kafka_ctl_input unique_topic
   create_topic start_pg_node consume_topic poll_until wait_for_finished stats_row identity_gap
-  identity_holds http_get free_tcp_port);
+  identity_holds http_get free_tcp_port trust_streamkafka_plugin);
 
 my $test_dir = dirname(abs_path(__FILE__)) . '/..';
 my $kafka_ctl = "$test_dir/kafka/kafka-ctl";
@@ -110,6 +110,20 @@ sub start_pg_node
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION streamkafka');
 	return $node;
+}
+
+# trust_streamkafka_plugin(NODE) - durable mode's slot uses streamkafka as
+# its output plugin: on builds that name trusted plugins
+# (output_plugin_libraries), add it to the list (takes effect on a reload)
+sub trust_streamkafka_plugin
+{
+	my ($node) = @_;
+	my $hardened = $node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_settings WHERE name = 'output_plugin_libraries'");
+	$node->append_conf('postgresql.conf',
+		"output_plugin_libraries = 'pgoutput, test_decoding, streamkafka'\n")
+	  if $hardened;
+	return;
 }
 
 # consume_topic(BOOTSTRAP, TOPIC) - every message of the topic, read from the

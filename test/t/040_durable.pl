@@ -41,11 +41,7 @@ ok($node->poll_query_until('postgres',
 is(sql("SELECT kafka_health()->>'status'"), 'unhealthy', 'and is unhealthy');
 
 $node->append_conf('postgresql.conf', "wal_level = logical\n");
-# hardened builds name trusted output plugins; others have no such setting
-my $hardened = sql("SELECT count(*) FROM pg_settings WHERE name = 'output_plugin_libraries'");
-$node->append_conf('postgresql.conf',
-	"output_plugin_libraries = 'pgoutput, test_decoding, streamkafka'\n")
-  if $hardened;
+trust_streamkafka_plugin($node);
 # every slot taken: the worker's attempt to make its own fails inside an SQL
 # statement, is logged, and is tried again (the worker crashed on it before)
 sql("SELECT pg_create_physical_replication_slot('blocker')");

@@ -1,5 +1,6 @@
-# Durable mode: another database than streamkafka.database is refused; and
-# when PostgreSQL removes the WAL its slot held
+# Durable mode: another database than streamkafka.database is refused; a
+# refused event becomes a dead letter and its retry is delivered; a message
+# forged with pg_logical_emit_message is ignored; and when PostgreSQL removes the WAL its slot held
 # (max_slot_wal_keep_size) while the broker is down: the loss is loud (a
 # WARNING, an unhealthy check, the Prometheus gauge, publishing refused with
 # 55000), and once a superuser drops the slot the worker makes a new one and
@@ -23,12 +24,8 @@ my $node = start_pg_node('slotlost', $bootstrap,
 	  . "streamkafka.durability = 'wal'\n"
 	  . "streamkafka.shutdown_timeout_ms = 1000\n");
 sub sql { return $node->safe_psql('postgres', $_[0]); }
-if (sql("SELECT count(*) FROM pg_settings WHERE name = 'output_plugin_libraries'"))
-{
-	$node->append_conf('postgresql.conf',
-		"output_plugin_libraries = 'pgoutput, test_decoding, streamkafka'\n");
-	$node->reload;
-}
+trust_streamkafka_plugin($node);
+$node->reload;
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM pg_replication_slots WHERE slot_name = 'streamkafka'"),
 	'the worker made its slot');
@@ -39,6 +36,34 @@ $node->safe_psql('other', 'CREATE EXTENSION streamkafka');
 my ($rc, $out, $err) = $node->psql('other', "SELECT kafka_publish('t', 'elsewhere')");
 like($err, qr/only the database named by streamkafka.database publishes/,
 	'durable mode: another database cannot publish, and is told why');
+
+# --- a dead letter in durable mode: refused, kept, retried through the WAL
+my $small = unique_topic('durable-small');
+kafka_ctl('topic', $bootstrap, $small, 1, 1, 'max.message.bytes=2000');
+sql("SELECT kafka_publish('$small', repeat('x', 5000), key => 'big')");
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM kafka_dead_letters WHERE topic = '$small'"),
+	'durable mode: an event Kafka refuses becomes a dead letter');
+identity_holds($node, 'durable mode, a dead letter written');
+kafka_ctl('tool', 'kafka.admin.ConfigCommand', '--bootstrap-server', $bootstrap,
+	'--alter', '--entity-type', 'topics', '--entity-name', $small, '--add-config',
+	'max.message.bytes=100000');
+sleep 2;
+is(sql("SELECT kafka_retry_dead_letters()"), '1', 'queued again (through the WAL)');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM kafka_dead_letters"),
+	'and delivered: the row leaves the table');
+is(scalar @{ consume_topic($bootstrap, $small) }, 1, 'the consumer reads it');
+identity_holds($node, 'durable mode, after the retry');
+
+# --- pg_logical_emit_message is open to every role: a forged event is ignored
+sql("CREATE ROLE mallory LOGIN");
+my $queued = stats_row($node)->{queued};
+$node->safe_psql('postgres',
+	"SELECT pg_logical_emit_message(true, 'streamkafka:' || repeat('0', 32), 'forged')",
+	extra_params => [ '-U', 'mallory' ]);
+ok($node->wait_for_log(qr/WARNING:  streamkafka worker ignored a WAL message with another token/),
+	'a message forged with the prefix is ignored, with a WARNING');
+is(stats_row($node)->{queued}, $queued, 'and nothing was queued');
 
 my $topic = unique_topic('durable-lost');
 create_topic($bootstrap, $topic, 1);
