@@ -16,7 +16,9 @@
  * newest mark, so transactions that publish nothing pay nothing.
  *
  * PREPARE TRANSACTION with pending events is refused: a prepared transaction
- * may commit in another session, after this backend's memory is gone.
+ * may commit in another session, after this backend's memory is gone.  In
+ * durable mode the events are in the WAL already: the chain is only a copy
+ * for kafka_pending_events(), and PREPARE is allowed.
  */
 #include "postgres.h"
 
@@ -87,6 +89,16 @@ static int	max_marks = 0;
 
 static bool block_reserved = false;
 static uint64 block_off = 0;
+
+/*
+ * Durable mode: the transaction's events are in the WAL; the chain holds a
+ * copy only for kafka_pending_events(), never queued from here, and at most
+ * PENDING_LIST_MAX_BYTES of it (a transaction larger than the queue is
+ * delivered in durable mode, and must not have to fit in memory).
+ */
+#define PENDING_LIST_MAX_BYTES	(64 * 1024 * 1024)
+static bool listing_only = false;
+static bool listing_truncated = false;	/* some events were not copied */
 
 /*
  * The streamed tables whose changes are among the pending events: reading
@@ -255,21 +267,11 @@ mark_if_needed(void)
 	nmarks++;
 }
 
-/*
- * pending_add - add a transactional event to the current transaction
- */
-void
-pending_add(const SkEvent *event, uint64 size, int64 event_id)
+/* pending_append - pack an event at the end of the chain */
+static void
+pending_append(const SkEvent *event, uint64 size, int64 event_id)
 {
-	uint64		block_length = SK_BLOCK_HEADER_SIZE + pending_bytes + size;
 	char	   *dst;
-
-	if (block_reserved)
-		ereport(ERROR,
-				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("cannot publish a transactional Kafka event "
-						"while the transaction is committing")));
-	enqueue_check_fits(block_length, size);
 
 	mark_if_needed();
 	dst = chunk_space(size);
@@ -277,6 +279,40 @@ pending_add(const SkEvent *event, uint64 size, int64 event_id)
 	current_chunk->used += size;
 	pending_bytes += size;
 	pending_events++;
+}
+
+/*
+ * pending_add - add a transactional event to the current transaction
+ */
+void
+pending_add(const SkEvent *event, uint64 size, int64 event_id)
+{
+	uint64		block_length = SK_BLOCK_HEADER_SIZE + pending_bytes + size;
+
+	if (block_reserved)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("cannot publish a transactional Kafka event "
+						"while the transaction is committing")));
+	Assert(!listing_only);
+	enqueue_check_fits(block_length, size);
+	pending_append(event, size, event_id);
+}
+
+/*
+ * pending_list - durable mode: copy a transactional event already written
+ * into the WAL, for kafka_pending_events() only
+ */
+void
+pending_list(const SkEvent *event, uint64 size, int64 event_id)
+{
+	listing_only = true;
+	if (listing_truncated || pending_bytes + size > PENDING_LIST_MAX_BYTES)
+	{
+		listing_truncated = true;
+		return;
+	}
+	pending_append(event, size, event_id);
 }
 
 /*
@@ -331,6 +367,8 @@ pending_reset(void)
 	npending_tables = 0;
 	pending_tables_overflowed = false;
 	chain_grown = false;
+	listing_only = false;
+	listing_truncated = false;
 }
 
 /* PRE_COMMIT: reserve the block and copy every event into it */
@@ -373,13 +411,13 @@ static void
 pending_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
 	if (pending_events == 0 && nmarks == 0 && !block_reserved && !chain_grown &&
-		npending_tables == 0)
+		npending_tables == 0 && !listing_only)
 		return;
 
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
-			if (pending_events > 0)
+			if (pending_events > 0 && !listing_only)
 				pending_reserve();
 			break;
 		case XACT_EVENT_COMMIT:
@@ -396,7 +434,8 @@ pending_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 			pending_reset();
 			break;
 		case XACT_EVENT_PRE_PREPARE:
-			if (pending_events == 0)
+			/* durable mode: the events are in the WAL, sent at COMMIT PREPARED */
+			if (pending_events == 0 || listing_only)
 				break;
 			if (npending_tables > 0)
 				ereport(ERROR,
@@ -570,6 +609,14 @@ streamkafka_pending_events(PG_FUNCTION_ARGS)
 
 	streamkafka_require_preload();
 	pending_check_tables_readable();
+	if (listing_truncated)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many pending Kafka events to list"),
+				 errdetail("In durable mode the events are in the WAL; a copy of at most "
+						   "%d MB of them is kept for kafka_pending_events(), and this "
+						   "transaction's are larger.", PENDING_LIST_MAX_BYTES / (1024 * 1024)),
+				 errhint("They are all sent if the transaction commits.")));
 	SK_InitMaterializedSRF(fcinfo);
 	store = rsinfo->setResult;
 	desc = rsinfo->setDesc;

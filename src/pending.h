@@ -9,6 +9,7 @@
 
 extern void pending_init(void);
 extern void pending_add(const SkEvent *event, uint64 size, int64 event_id);
+extern void pending_list(const SkEvent *event, uint64 size, int64 event_id);
 extern void pending_note_table(Oid relid);
 
 #endif							/* STREAMKAFKA_PENDING_H */

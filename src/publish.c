@@ -8,12 +8,14 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "storage/proc.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
+#include "compat.h"
 #include "durable.h"
 #include "enqueue.h"
 #include "event.h"
@@ -155,8 +157,29 @@ publish_prepare(SkEvent *event)
 }
 
 /*
+ * publish_durability - streamkafka.durability as the current transaction's
+ * first event saw it: a reload in the middle of a transaction does not split
+ * its events between the queue and the WAL
+ */
+static int
+publish_durability(void)
+{
+	static LocalTransactionId lxid = InvalidLocalTransactionId;
+	static int	durability;
+
+	if (MyProc->SK_lxid != lxid)
+	{
+		lxid = MyProc->SK_lxid;
+		durability = sk_durability;
+	}
+	return durability;
+}
+
+/*
  * publish - check an event (topic as given, before the prefix) and queue it
- * with the transaction or at once; returns its id
+ * with the transaction or at once (durable mode: write it into the WAL, and
+ * keep a copy of a transactional one for kafka_pending_events); returns its
+ * id
  */
 int64
 publish(SkEvent *event, bool transactional)
@@ -165,8 +188,13 @@ publish(SkEvent *event, bool transactional)
 	int64		event_id;
 
 	size = publish_prepare(event);
-	if (sk_durability == SK_DURABILITY_WAL)
-		return durable_publish(event, size, transactional);
+	if (publish_durability() == SK_DURABILITY_WAL)
+	{
+		event_id = durable_publish(event, size, transactional);
+		if (transactional)
+			pending_list(event, size, event_id);
+		return event_id;
+	}
 	event_id = event->retry_id != 0 ? event->retry_id : ring_next_event_id();
 	if (transactional)
 		pending_add(event, size, event_id);
@@ -279,8 +307,8 @@ publish_retry(SkEvent *event)
 {
 	uint64		size = publish_prepare(event);
 
-	/* in durable mode with the caller's transaction, which deletes the row */
-	if (sk_durability == SK_DURABILITY_WAL)
+	/* in durable mode with the caller's transaction, which marks the row */
+	if (publish_durability() == SK_DURABILITY_WAL)
 		return durable_publish(event, size, true) != 0;
 	return enqueue_now(event, size, event->retry_id);
 }

@@ -56,6 +56,10 @@ ok($node->poll_query_until('postgres',
 	'the worker made the slot "streamkafka"');
 is(sql("SELECT concat_ws(' ', durability, slot, finding) FROM kafka_durability()"),
 	'wal ready wal: ok', 'kafka_durability() says durable mode works');
+is(sql("BEGIN; SELECT count(kafka_publish('durable-pending', 'p' || g)) "
+	  . "FROM generate_series(1, 3) g; SELECT string_agg(convert_from(value, 'UTF8'), ',') "
+	  . "FROM kafka_pending_events(); ROLLBACK"),
+	"3\np1,p2,p3", 'kafka_pending_events() lists a transaction\'s events in durable mode');
 
 # every PostgreSQL process, killed with SIGKILL at once
 sub kill_all_postgres
