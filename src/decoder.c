@@ -533,6 +533,23 @@ decoder_readable_end(bool *sync)
 	return Min(end, standbys);
 }
 
+/*
+ * decoder_next_record - the next WAL record, or NULL with *problem set.  A
+ * record too large for the reader's decode buffer is palloc'd in the
+ * current context and freed by the next call, so it must be the decoding
+ * context (which lives as long as the reader), never the worker's loop
+ * context that is reset between reads.
+ */
+static XLogRecord *
+decoder_next_record(char **problem)
+{
+	MemoryContext old = MemoryContextSwitchTo(decoding_context);
+	XLogRecord *record = XLogReadRecord(decoding->reader, problem);
+
+	MemoryContextSwitchTo(old);
+	return record;
+}
+
 /* decoder_read - read the flushed WAL (a bounded part); true if it read any */
 static bool
 decoder_read(void)
@@ -549,7 +566,7 @@ decoder_read(void)
 		{
 			char	   *problem = NULL;
 
-			if (XLogReadRecord(decoding->reader, &problem) != NULL)
+			if (decoder_next_record(&problem) != NULL)
 			{
 				/* a record the standbys have only part of: read it again later */
 				if (sync && decoding->reader->EndRecPtr > readable)
