@@ -75,6 +75,39 @@ INSERT INTO log_lines VALUES ('hello');
 SELECT * FROM pending();
 ROLLBACK;
 
+-- an UPDATE of the key is a delete under the old key, its tombstone, and an
+-- insert under the new key; an UPDATE that keeps the key is one update
+SELECT kafka_stream_table('items', topic => 'shop.items');
+INSERT INTO items VALUES (20, 'mug', 5);
+BEGIN;
+UPDATE items SET id = 21 WHERE id = 20;
+UPDATE items SET price = 6 WHERE id = 21;
+SELECT key, value->>'op' AS op, value #>> '{before,id}' AS before_id,
+       value #>> '{after,id}' AS after_id
+  FROM pending();
+ROLLBACK;
+-- the same in the debezium envelope, without tombstones
+SELECT kafka_stream_table('items', topic => 'shop.items', format => 'debezium',
+                          tombstones => false);
+BEGIN;
+UPDATE items SET id = 22 WHERE id = 20;
+DELETE FROM items WHERE id = 22;
+SELECT key, value->>'op' AS op, value #>> '{before,id}' AS before_id,
+       value #>> '{after,id}' AS after_id
+  FROM pending();
+ROLLBACK;
+SELECT try($$SELECT kafka_stream_table('items', tombstones => NULL)$$);
+-- a stream set up by 0.3.0 or earlier (no "tombstones" argument) sends none
+SELECT kafka_unstream_table('items');
+CREATE TRIGGER streamkafka_changes AFTER INSERT OR UPDATE OR DELETE ON items
+    FOR EACH ROW EXECUTE FUNCTION streamkafka_trigger('shop.items', 'json', 'k=id');
+BEGIN;
+DELETE FROM items WHERE id = 20;
+SELECT key, value->>'op' AS op FROM pending();
+ROLLBACK;
+DROP TRIGGER streamkafka_changes ON items;
+SELECT kafka_stream_table('items', topic => 'shop.items');
+
 -- a partitioned table streams through its parent; the event names the partition
 CREATE TABLE measures (region text, id integer, v integer, PRIMARY KEY (region, id))
     PARTITION BY LIST (region);
@@ -84,6 +117,9 @@ SELECT kafka_stream_table('measures');
 BEGIN;
 INSERT INTO measures VALUES ('eu', 1, 10), ('us', 2, 20);
 SELECT topic, key, value->>'table' AS "table", value->'after' AS after FROM pending();
+-- a row moved to another partition by a change of its key: delete, tombstone, insert
+UPDATE measures SET region = 'us' WHERE id = 1;
+SELECT key, value->>'op' AS op, value->>'table' AS "table" FROM pending() OFFSET 2;
 ROLLBACK;
 
 -- committed changes are queued; rolled-back ones are not

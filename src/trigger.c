@@ -8,9 +8,10 @@
  * an AFTER TRUNCATE statement trigger) with these arguments:
  *   topic, format ("json" or "debezium"), then any number of "k#N=column"
  *   (the key columns) and "c#N=column" (the columns in the row images; none:
- *   all).  N is the column's attribute number in the table the stream was set
- *   up on, so a renamed column is followed; a dropped image column leaves the
- *   images, a dropped key column stops the stream with an error saying so.
+ *   all), and "tombstones" (a null-valued event after each delete).  N is
+ *   the column's attribute number in the table the stream was set up on, so
+ *   a renamed column is followed; a dropped image column leaves the images,
+ *   a dropped key column stops the stream with an error saying so.
  *   Triggers made by 0.2.0 name columns only ("k=column").
  *
  * Row images are written by rowjson.c exactly as row_to_json() writes them,
@@ -60,6 +61,16 @@ typedef enum ChangeFormat
 	FORMAT_DEBEZIUM
 } ChangeFormat;
 
+/* the kind of change an event describes (an UPDATE of the key is two) */
+typedef enum ChangeOp
+{
+	CHANGE_NONE,
+	CHANGE_INSERT,
+	CHANGE_UPDATE,
+	CHANGE_DELETE,
+	CHANGE_TRUNCATE
+} ChangeOp;
+
 /* what one trigger needs, cached by trigger OID */
 typedef struct TriggerLayout
 {
@@ -76,12 +87,13 @@ typedef struct TriggerLayout
 	RowJson		columns;		/* the row images */
 	RowJson		key;
 	bool		has_key;		/* false: keyless events */
+	bool		tombstones;		/* a null-valued event after each delete */
 	Datum	   *values;			/* a deformed row */
 	bool	   *isnull;
 	/* the envelope around the row images, for the last kind of change seen */
 	StringInfoData ends;		/* its head, then its tail */
 	int			ends_head_len;
-	uint32		ends_op;		/* TRIGGER_EVENT_OPMASK bits; UINT32_MAX: none */
+	ChangeOp	ends_op;
 	TransactionId ends_xid;
 	int64		ends_ts_ms;
 } TriggerLayout;
@@ -262,6 +274,7 @@ layout_build(TriggerLayout *layout, Trigger *trigger, Relation rel)
 	int			listed_columns = 0;
 	Oid			root_relid = InvalidOid;
 
+	layout->tombstones = false;
 	if (nargs < 2)
 		trigger_error("streamkafka_trigger needs at least a topic and a format", NULL);
 	if (strcmp(args[1], "json") == 0)
@@ -290,6 +303,8 @@ layout_build(TriggerLayout *layout, Trigger *trigger, Relation rel)
 			if (column_attnums[ncolumns] != InvalidAttrNumber)
 				ncolumns++;
 		}
+		else if (strcmp(args[i], "tombstones") == 0)
+			layout->tombstones = true;
 		else if (strncmp(args[i], "k=", 2) == 0)
 			key_attnums[nkeys++] = column_attnum(rel, args[i] + 2);
 		else if (strncmp(args[i], "c=", 2) == 0)
@@ -317,7 +332,7 @@ layout_build(TriggerLayout *layout, Trigger *trigger, Relation rel)
 	layout->values = palloc(sizeof(Datum) * desc->natts);
 	layout->isnull = palloc(sizeof(bool) * desc->natts);
 	initStringInfo(&layout->ends);
-	layout->ends_op = UINT32_MAX;
+	layout->ends_op = CHANGE_NONE;
 	layout->valid = true;
 	MemoryContextSwitchTo(old);
 }
@@ -346,9 +361,13 @@ layout_get(Trigger *trigger, Relation rel)
 	return layout;
 }
 
-/* append the JSON image of a row, or null */
+/*
+ * append_image - append the JSON image of a row, or null; with a key buffer
+ * and a key, also write the row's key (from the same deformed values)
+ */
 static void
-append_image(StringInfo buf, TriggerLayout *layout, HeapTuple tuple, TupleDesc desc)
+append_image(StringInfo buf, TriggerLayout *layout, HeapTuple tuple, TupleDesc desc,
+			 StringInfo key)
 {
 	if (tuple == NULL)
 	{
@@ -357,18 +376,36 @@ append_image(StringInfo buf, TriggerLayout *layout, HeapTuple tuple, TupleDesc d
 	}
 	heap_deform_tuple(tuple, desc, layout->values, layout->isnull);
 	rowjson_append(buf, &layout->columns, layout->values, layout->isnull);
+	if (layout->has_key)
+		rowjson_append(key, &layout->key, layout->values, layout->isnull);
 }
 
 static const char *
-op_name(TriggerData *td, ChangeFormat format)
+op_name(ChangeOp op, ChangeFormat format)
+{
+	switch (op)
+	{
+		case CHANGE_INSERT:
+			return format == FORMAT_JSON ? "insert" : "c";
+		case CHANGE_UPDATE:
+			return format == FORMAT_JSON ? "update" : "u";
+		case CHANGE_DELETE:
+			return format == FORMAT_JSON ? "delete" : "d";
+		default:
+			return format == FORMAT_JSON ? "truncate" : "t";
+	}
+}
+
+static ChangeOp
+trigger_op(TriggerData *td)
 {
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
-		return format == FORMAT_JSON ? "insert" : "c";
+		return CHANGE_INSERT;
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
-		return format == FORMAT_JSON ? "update" : "u";
+		return CHANGE_UPDATE;
 	if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
-		return format == FORMAT_JSON ? "delete" : "d";
-	return format == FORMAT_JSON ? "truncate" : "t";
+		return CHANGE_DELETE;
+	return CHANGE_TRUNCATE;
 }
 
 static void
@@ -385,10 +422,9 @@ append_json_field(StringInfo buf, const char *name, const char *value)
  * statement's start, so a statement writing a million rows builds them once
  */
 static void
-envelope_ends(TriggerLayout *layout, TriggerData *td)
+envelope_ends(TriggerLayout *layout, ChangeOp op)
 {
 	StringInfo	buf = &layout->ends;
-	uint32		op = td->tg_event & TRIGGER_EVENT_OPMASK;
 	int64		ts_ms = (GetCurrentStatementStartTimestamp() / 1000) +
 		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
 	TransactionId xid = GetTopTransactionIdIfAny();
@@ -399,7 +435,7 @@ envelope_ends(TriggerLayout *layout, TriggerData *td)
 	appendStringInfoChar(buf, '{');
 	if (layout->format == FORMAT_JSON)
 	{
-		append_json_field(buf, "op", op_name(td, layout->format));
+		append_json_field(buf, "op", op_name(op, layout->format));
 		appendStringInfoString(buf, layout->names);
 		appendStringInfo(buf, "\"txid\":%u,\"ts_ms\":" INT64_FORMAT ",\"before\":", xid, ts_ms);
 		layout->ends_head_len = buf->len;
@@ -418,7 +454,7 @@ envelope_ends(TriggerLayout *layout, TriggerData *td)
 		append_json_field(buf, "schema", layout->schema);
 		append_json_field(buf, "table", layout->table);
 		appendStringInfo(buf, "\"txId\":%u,\"lsn\":null,\"xmin\":null},", xid);
-		append_json_field(buf, "op", op_name(td, layout->format));
+		append_json_field(buf, "op", op_name(op, layout->format));
 		appendStringInfo(buf, "\"ts_ms\":" INT64_FORMAT ",\"transaction\":null", ts_ms);
 	}
 	appendStringInfoChar(buf, '}');
@@ -427,37 +463,93 @@ envelope_ends(TriggerLayout *layout, TriggerData *td)
 	layout->ends_ts_ms = ts_ms;
 }
 
-/* the envelope of one change: head, before image, after image, tail */
+/* the buffers one change is written into, kept for the backend's life */
+typedef struct ChangeBuffers
+{
+	StringInfoData value;
+	StringInfoData before_key;	/* the key of the before image */
+	StringInfoData after_key;	/* the key of the after image */
+} ChangeBuffers;
+
+/*
+ * build_envelope - the envelope of one change (head, before image, after
+ * image, tail) in buffers->value, and the keys of its images
+ */
 static void
-build_envelope(StringInfo buf, TriggerLayout *layout, TriggerData *td,
+build_envelope(ChangeBuffers *buffers, TriggerLayout *layout, TupleDesc desc, ChangeOp op,
 			   HeapTuple before, HeapTuple after)
 {
-	TupleDesc	desc = RelationGetDescr(td->tg_relation);
-
-	envelope_ends(layout, td);
-	appendBinaryStringInfo(buf, layout->ends.data, layout->ends_head_len);
-	append_image(buf, layout, before, desc);
-	appendStringInfoString(buf, ",\"after\":");
-	append_image(buf, layout, after, desc);
-	appendBinaryStringInfo(buf, layout->ends.data + layout->ends_head_len,
+	resetStringInfo(&buffers->value);
+	resetStringInfo(&buffers->before_key);
+	resetStringInfo(&buffers->after_key);
+	envelope_ends(layout, op);
+	appendBinaryStringInfo(&buffers->value, layout->ends.data, layout->ends_head_len);
+	append_image(&buffers->value, layout, before, desc, &buffers->before_key);
+	appendStringInfoString(&buffers->value, ",\"after\":");
+	append_image(&buffers->value, layout, after, desc, &buffers->after_key);
+	appendBinaryStringInfo(&buffers->value, layout->ends.data + layout->ends_head_len,
 						   layout->ends.len - layout->ends_head_len);
+}
+
+/* queue one event of the stream: value NULL is a tombstone, key NULL none */
+static void
+queue_change(TriggerLayout *layout, Relation rel, const StringInfo value, const StringInfo key)
+{
+	SkEvent		event = {0};
+
+	event.value = value ? value->data : NULL;
+	event.value_len = value ? value->len : -1;
+	event.key = key ? key->data : NULL;
+	event.key_len = key ? key->len : -1;
+	event.topic = layout->topic;
+	event.topic_len = strlen(layout->topic);
+	event.partition = -1;
+	pending_note_table(RelationGetRelid(rel));
+	publish(&event, true);
+}
+
+/*
+ * queue_row_change - the events of one row change.  A delete is followed by
+ * a tombstone (same key, null value) when the stream has them, so a
+ * compacted topic forgets the row.  An UPDATE that changes the key is a
+ * delete under the old key (and its tombstone) then an insert under the
+ * new one, so a consumer keyed by the key learns the old key is gone.
+ */
+static void
+queue_row_change(ChangeBuffers *buffers, TriggerLayout *layout, Relation rel, ChangeOp op,
+				 HeapTuple before, HeapTuple after)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfo	before_key = layout->has_key ? &buffers->before_key : NULL;
+	StringInfo	after_key = layout->has_key ? &buffers->after_key : NULL;
+
+	build_envelope(buffers, layout, desc, op, before, after);
+	if (op == CHANGE_UPDATE && layout->has_key &&
+		(buffers->before_key.len != buffers->after_key.len ||
+		 memcmp(buffers->before_key.data, buffers->after_key.data,
+				buffers->after_key.len) != 0))
+	{
+		queue_row_change(buffers, layout, rel, CHANGE_DELETE, before, NULL);
+		queue_row_change(buffers, layout, rel, CHANGE_INSERT, NULL, after);
+		return;
+	}
+	queue_change(layout, rel, &buffers->value, after ? after_key : before_key);
+	if (op == CHANGE_DELETE && layout->tombstones && layout->has_key)
+		queue_change(layout, rel, NULL, before_key);
 }
 
 PG_FUNCTION_INFO_V1(streamkafka_trigger);
 
 /*
- * streamkafka_trigger - queue one change event with the transaction
+ * streamkafka_trigger - queue the events of one change with the transaction
  */
 Datum
 streamkafka_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	TriggerLayout *layout;
-	HeapTuple	before = NULL;
-	HeapTuple	after = NULL;
-	SkEvent		event = {0};
-	static StringInfo value = NULL;
-	static StringInfo key = NULL;
+	ChangeOp	op;
+	static ChangeBuffers *buffers = NULL;
 
 	streamkafka_require_preload();
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
@@ -466,48 +558,30 @@ streamkafka_trigger(PG_FUNCTION_ARGS)
 				 errmsg("streamkafka_trigger must be fired as an AFTER trigger"),
 				 errhint("Attach it with kafka_stream_table().")));
 	layout = layout_get(td->tg_trigger, td->tg_relation);
-
-	if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
-	{
-		if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
-			after = td->tg_trigtuple;
-		else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
-		{
-			before = td->tg_trigtuple;
-			after = td->tg_newtuple;
-		}
-		else
-			before = td->tg_trigtuple;
-	}
-
-	if (value == NULL)
+	if (buffers == NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		value = makeStringInfo();
-		key = makeStringInfo();
+		buffers = palloc(sizeof(ChangeBuffers));
+		initStringInfo(&buffers->value);
+		initStringInfo(&buffers->before_key);
+		initStringInfo(&buffers->after_key);
 		MemoryContextSwitchTo(old);
 	}
-	resetStringInfo(value);
-	resetStringInfo(key);
-
-	/* the key is taken from the last image written: after, else before */
-	build_envelope(value, layout, td, before, after);
-	event.value = value->data;
-	event.value_len = value->len;
-	event.key_len = -1;
-	if (layout->has_key && (before || after))
+	op = trigger_op(td);
+	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
 	{
-		rowjson_append(key, &layout->key, layout->values, layout->isnull);
-		event.key = key->data;
-		event.key_len = key->len;
+		/* a TRUNCATE: no row images, no key */
+		build_envelope(buffers, layout, RelationGetDescr(td->tg_relation), op, NULL, NULL);
+		queue_change(layout, td->tg_relation, &buffers->value, NULL);
 	}
-	event.topic = layout->topic;
-	event.topic_len = strlen(layout->topic);
-	event.partition = -1;
-	pending_note_table(RelationGetRelid(td->tg_relation));
-	publish(&event, true);
-
+	else if (op == CHANGE_INSERT)
+		queue_row_change(buffers, layout, td->tg_relation, op, NULL, td->tg_trigtuple);
+	else if (op == CHANGE_UPDATE)
+		queue_row_change(buffers, layout, td->tg_relation, op, td->tg_trigtuple,
+						 td->tg_newtuple);
+	else
+		queue_row_change(buffers, layout, td->tg_relation, op, td->tg_trigtuple, NULL);
 	return PointerGetDatum(NULL);
 }
 

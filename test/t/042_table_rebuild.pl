@@ -1,0 +1,190 @@
+# A consumer that keeps a copy of a streamed table can rebuild it from the
+# stream.  Four sessions change tables with a primary key at random
+# (inserts, updates, updates of the key, deletes, rolled-back
+# subtransactions) and one TRUNCATE, against a real broker; a consumer
+# applies each topic in order to a copy keyed by the event key (a row image
+# sets the key's row, a delete or a tombstone removes it, a truncate empties
+# the copy), and the copy equals the table.  Once per envelope.  A third
+# table goes to a compacted topic: after the broker compacts it, each key
+# holds one record, and the keys with a value are exactly the table's rows.
+use strict;
+use warnings;
+
+use IPC::Run;
+use JSON::PP;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use StreamKafkaTest;
+
+my $bootstrap = kafka_bootstrap();
+my $node = start_pg_node('rebuild', $bootstrap);
+my $json_topic = unique_topic('rebuild-json');
+my $dbz_topic = unique_topic('rebuild-dbz');
+my $compact_topic = unique_topic('rebuild-compact');
+create_topic($bootstrap, $json_topic, 1);
+create_topic($bootstrap, $dbz_topic, 1);
+kafka_ctl('topic', (split /,/, $bootstrap)[0], $compact_topic, 1, 1,
+	'cleanup.policy=compact', 'segment.ms=200', 'min.cleanable.dirty.ratio=0.01',
+	'delete.retention.ms=100', 'min.compaction.lag.ms=0');
+
+$node->safe_psql('postgres', qq{
+CREATE TABLE rb_json (id integer PRIMARY KEY, note text);
+CREATE TABLE rb_dbz (LIKE rb_json INCLUDING ALL);
+CREATE TABLE rb_compact (LIKE rb_json INCLUDING ALL);
+SELECT kafka_stream_table('rb_json', topic => '$json_topic');
+SELECT kafka_stream_table('rb_dbz', topic => '$dbz_topic', format => 'debezium');
+SELECT kafka_stream_table('rb_compact', topic => '$compact_topic');
+-- one random change to each table; a clash with another session rolls the
+-- subtransaction back, and with it that change's events
+CREATE FUNCTION churn(op integer, a integer, b integer) RETURNS void
+LANGUAGE plpgsql AS \$\$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['rb_json', 'rb_dbz', 'rb_compact'] LOOP
+        BEGIN
+            CASE
+            WHEN op < 3 THEN
+                EXECUTE format('INSERT INTO %I VALUES (\$1, \$2) ON CONFLICT (id) '
+                               'DO UPDATE SET note = excluded.note', t) USING a, 'v' || b;
+            WHEN op < 5 THEN
+                EXECUTE format('UPDATE %I SET note = note || \$2 WHERE id = \$1', t)
+                  USING a, '+' || b;
+            WHEN op < 7 THEN
+                EXECUTE format('UPDATE %I SET id = \$2 WHERE id = \$1', t) USING a, b;
+            ELSE
+                EXECUTE format('DELETE FROM %I WHERE id = \$1', t) USING a;
+            END CASE;
+        EXCEPTION WHEN unique_violation OR deadlock_detected THEN
+            NULL;
+        END;
+    END LOOP;
+END
+\$\$;
+});
+
+my $script = "$PostgreSQL::Test::Utils::tmp_check/churn.sql";
+open my $fh, '>', $script or die "cannot write $script: $!";
+print $fh "\\set op random(0, 7)\n\\set a random(1, 200)\n\\set b random(1, 200)\n"
+  . "SELECT churn(:op, :a, :b);\n";
+close $fh;
+
+# pgbench(TRANSACTIONS_PER_SESSION) - four sessions of random changes, started
+sub pgbench
+{
+	my ($per_session) = @_;
+	my ($out, $err) = ('', '');
+	my $run = IPC::Run::start(
+		[ 'pgbench', '-n', '-c', '4', '-j', '4', '-t', $per_session, '-f', $script,
+			'-h', $node->host, '-p', $node->port, 'postgres' ],
+		'>', \$out, '2>', \$err);
+	return sub {
+		$run->finish;
+		is($?, 0, 'four sessions made ' . 4 * $per_session . ' random changes') or diag($err);
+		like($out, qr{processed: (\d+)/\1}, 'none of them failed');
+	};
+}
+
+# a TRUNCATE of two tables while the sessions write them, then more changes
+my $first = pgbench(1000);
+$node->poll_query_until('postgres', 'SELECT count(*) >= 50 FROM rb_json')
+  or die 'the sessions wrote nothing';
+$node->safe_psql('postgres', 'TRUNCATE rb_json, rb_dbz');
+$first->();
+pgbench(500)->();
+
+# a new record after segment.ms rolls the compacted topic's last segment
+sleep 1;
+$node->safe_psql('postgres', "INSERT INTO rb_compact VALUES (100000, 'roll')");
+is($node->safe_psql('postgres', 'SELECT kafka_flush(60000)'), 't', 'every change delivered');
+identity_holds($node, 'after the workload');
+
+my $json = JSON::PP->new->canonical;
+
+# rebuild(TOPIC) - the copy a consumer keeps: key => row image (JSON text)
+sub rebuild
+{
+	my ($topic) = @_;
+	my %copy;
+	my $messages = consume_topic($bootstrap, $topic);
+	for my $m (sort { $a->{offset} <=> $b->{offset} } @$messages)
+	{
+		if (!defined $m->{payload})
+		{
+			delete $copy{ $m->{key} };
+			next;
+		}
+		my $v = $json->decode($m->{payload});
+		if ($v->{op} eq 'truncate' || $v->{op} eq 't')
+		{
+			%copy = ();
+		}
+		elsif ($v->{op} eq 'delete' || $v->{op} eq 'd')
+		{
+			delete $copy{ $m->{key} };
+		}
+		else
+		{
+			$copy{ $m->{key} } = $json->encode($v->{after});
+		}
+	}
+	return (\%copy, scalar @$messages);
+}
+
+# table_rows(TABLE) - the table as the consumer's copy should hold it
+sub table_rows
+{
+	my ($table) = @_;
+	my %rows;
+	for my $line (split /\n/,
+		$node->safe_psql('postgres',
+			"SELECT json_build_object('id', id)::text, row_to_json(t)::text FROM $table t"))
+	{
+		my ($key, $row) = split /\|/, $line, 2;
+		$rows{ $json->encode($json->decode($key)) } = $json->encode($json->decode($row));
+	}
+	return \%rows;
+}
+
+# keys as the consumer compares them: canonical JSON
+sub canonical_keys
+{
+	my ($copy) = @_;
+	return { map { $json->encode($json->decode($_)) => $copy->{$_} } keys %$copy };
+}
+
+for my $case ([ 'rb_json', $json_topic, 'json' ], [ 'rb_dbz', $dbz_topic, 'debezium' ])
+{
+	my ($table, $topic, $envelope) = @$case;
+	my ($copy, $count) = rebuild($topic);
+	my $rows = table_rows($table);
+	cmp_ok(scalar keys %$rows, '>', 20, "$envelope: the table has rows at the end");
+	is_deeply(canonical_keys($copy), $rows,
+		"$envelope: the copy rebuilt from $count events equals the table");
+}
+
+# the compacted topic: wait until the broker has compacted every key to one record
+my ($records, %per_key);
+my $deadline = time + 60;
+while (time < $deadline)
+{
+	my $messages = consume_topic($bootstrap, $compact_topic);
+	%per_key = ();
+	push @{ $per_key{ $_->{key} } }, $_ for @$messages;
+	$records = scalar @$messages;
+	last unless grep { @$_ > 1 } values %per_key;
+	sleep 2;
+}
+my @repeated = grep { @{ $per_key{$_} } > 1 } keys %per_key;
+is(scalar @repeated, 0, "compacted: each key holds one record ($records records)");
+my %live = map { $_ => $per_key{$_}[0]{payload} }
+  grep { defined $per_key{$_}[0]{payload} } keys %per_key;
+my ($compact_copy) = rebuild($compact_topic);
+is_deeply([ sort map { $json->encode($json->decode($_)) } keys %live ],
+	[ sort keys %{ table_rows('rb_compact') } ],
+	'compacted: the keys with a value are exactly the rows of the table');
+is_deeply(canonical_keys($compact_copy), table_rows('rb_compact'),
+	'compacted: a consumer reading it from the start rebuilds the table');
+
+$node->stop;
+done_testing();
