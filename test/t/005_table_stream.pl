@@ -1,9 +1,10 @@
 # Tables streamed to a real broker in both formats: inserts, updates, deletes
-# and a truncate across committed and rolled-back transactions.  A consumer
-# reads each topic and checks the exact sequence, the keys, the payload
-# fields, and that the Debezium events carry the fields Debezium's PostgreSQL
-# connector documents (before, after, source{version, connector, name, ts_ms,
-# snapshot, db, sequence, schema, table, txId, lsn, xmin}, op, ts_ms).
+# (each followed by its tombstone) and a truncate across committed and
+# rolled-back transactions.  A consumer reads each topic and checks the exact
+# sequence, the keys, the payload fields, and that the Debezium events carry
+# the fields Debezium's PostgreSQL connector documents (before, after,
+# source{version, connector, name, ts_ms, snapshot, db, sequence, schema,
+# table, txId, lsn, xmin}, op, ts_ms).
 use strict;
 use warnings;
 
@@ -55,18 +56,25 @@ my $json = JSON::PP->new;
 sub changes
 {
 	my ($topic) = @_;
-	return [ map { { key => $_->{key}, raw => $_->{payload}, value => $json->decode($_->{payload}),
+	return [ map { { key => $_->{key}, raw => $_->{payload},
+		value => defined $_->{payload} ? $json->decode($_->{payload}) : undef,
 		partition => $_->{partition} } }
 		  sort { $a->{offset} <=> $b->{offset} } @{ consume_topic($bootstrap, $topic) } ];
 }
 
 # --- json envelope --------------------------------------------------------------
 my $j = changes($json_topic);
-is_deeply([ map { $_->{value}{op} } @$j ], [qw(insert insert update delete truncate insert)],
+# op_names(EVENTS) - each event's op, "tombstone" for a null value
+sub op_names
+{
+	return [ map { $_->{value} ? $_->{value}{op} : 'tombstone' } @{ $_[0] } ];
+}
+is_deeply(op_names($j), [qw(insert insert update delete tombstone truncate insert)],
 	'json: the committed changes, in commit order, and nothing rolled back');
 is_deeply([ map { $_->{key} } @$j ],
-	[ '{"id":1}', '{"id":2}', '{"id":1}', '{"id":2}', undef, '{"id":4}' ],
-	'json: keys are the primary key as a JSON object; truncate has none');
+	[ '{"id":1}', '{"id":2}', '{"id":1}', '{"id":2}', '{"id":2}', undef, '{"id":4}' ],
+	'json: keys are the primary key as a JSON object; the tombstone has the deleted key, '
+	  . 'truncate none');
 like($j->[0]{raw},
 	qr/"after":\{"id":1,"customer":"ann","total":10.50,"placed":"2026-03-01T10:00:00\+00:00"\}/,
 	'json: the insert carries the row, numeric exact');
@@ -83,13 +91,13 @@ like($j->[0]{value}{ts_ms}, qr/^\d{13}$/, 'json: ts_ms is epoch milliseconds');
 
 # --- debezium envelope ------------------------------------------------------------
 my $d = changes($dbz_topic);
-is_deeply([ map { $_->{value}{op} } @$d ], [qw(c c u d t c)],
-	'debezium: ops c, u, d, t in commit order');
+is_deeply(op_names($d), [qw(c c u d tombstone t c)],
+	'debezium: ops c, u, d, a tombstone, t in commit order');
 my @documented = qw(before after source op ts_ms transaction);
 my @source_documented =
   qw(version connector name ts_ms snapshot db sequence schema table txId lsn xmin);
 my ($missing, $missing_source) = (0, 0);
-for my $e (@$d)
+for my $e (grep { $_->{value} } @$d)
 {
 	$missing += grep { !exists $e->{value}{$_} } @documented;
 	$missing_source += grep { !exists $e->{value}{source}{$_} } @source_documented;
@@ -102,7 +110,7 @@ is_deeply([ map { $d->[0]{value}{source}{$_} } qw(connector db schema table) ],
 like($d->[2]{raw}, qr/^\{"before":\{[^}]*"total":10.50[^}]*\},"after":\{[^}]*"total":12.75/,
 	'debezium: update has before and after');
 is_deeply($d->[0]{key}, '{"id":1}', 'debezium: the key is a JSON object of the key columns');
-is($d->[4]{value}{before} // 'null', 'null', 'debezium: truncate has no row images');
+is($d->[5]{value}{before} // 'null', 'null', 'debezium: truncate has no row images');
 ok($d->[2]{value}{source}{txId} == $d->[3]{value}{source}{txId},
 	'debezium: txId groups a transaction');
 
