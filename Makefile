@@ -15,6 +15,7 @@ OBJS = \
 	src/flush.o \
 	src/trigger.o \
 	src/rowjson.o \
+	src/rowfilter.o \
 	src/spill.o \
 	src/staging.o \
 	src/parse.o \

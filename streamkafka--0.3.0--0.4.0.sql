@@ -26,7 +26,16 @@ CREATE OR REPLACE VIEW kafka_stats AS
 SELECT s.*, d.wal_retained_bytes, d.oldest_undelivered_commit AS wal_oldest_undelivered_commit
   FROM @extschema@.kafka_stats_snapshot() s CROSS JOIN @extschema@.kafka_durability() d;
 
--- == table streaming: tombstones and key changes ==
+-- == table streaming: tombstones, key changes, row filters ==
+
+-- kafka_check_row_filter: ERROR unless the condition is a row filter the
+-- stream's trigger accepts (columns, constants, built-in immutable
+-- functions and operators over built-in types)
+CREATE FUNCTION kafka_check_row_filter(tbl regclass, row_filter text) RETURNS void
+AS 'MODULE_PATHNAME', 'streamkafka_check_row_filter'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION kafka_check_row_filter(regclass, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kafka_check_row_filter(regclass, text) TO streamkafka_publisher;
 
 -- kafka_stream_table gains "tombstones" (default true): after the delete
 -- event of a row with a key, an event with that key and a null value, so a
@@ -34,15 +43,18 @@ SELECT s.*, d.wal_retained_bytes, d.oldest_undelivered_commit AS wal_oldest_unde
 -- triggers (no tombstones) until kafka_stream_table is called again.  The
 -- trigger sends an UPDATE that changes the key as a delete under the old
 -- key (and its tombstone) then an insert under the new key, in every
--- stream.  A new signature: the function is dropped and made again, with
--- the privileges 0.1.0 gave it.
+-- stream.  "row_filter" (default none): a condition over the table's
+-- columns; the stream carries only the rows that match, and an UPDATE that
+-- moves a row into or out of it is an insert or a delete.  A new signature:
+-- the function is dropped and made again, with the privileges 0.1.0 gave it.
 DROP FUNCTION kafka_stream_table(regclass, text, text[], text, text[]);
 CREATE FUNCTION kafka_stream_table(tbl regclass,
                                               topic text DEFAULT NULL,
                                               key_columns text[] DEFAULT NULL,
                                               format text DEFAULT 'json',
                                               columns text[] DEFAULT NULL,
-                                              tombstones boolean DEFAULT true)
+                                              tombstones boolean DEFAULT true,
+                                              row_filter text DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -112,6 +124,10 @@ BEGIN
     IF tombstones THEN
         args := args || ', ''tombstones''';
     END IF;
+    IF row_filter IS NOT NULL THEN
+        PERFORM @extschema@.kafka_check_row_filter(tbl, row_filter);
+        args := args || ', ' || pg_catalog.quote_literal('w=' || row_filter);
+    END IF;
 
     PERFORM @extschema@.kafka_unstream_table(tbl);
     EXECUTE pg_catalog.format('CREATE TRIGGER streamkafka_changes AFTER INSERT OR UPDATE OR DELETE ON %s '
@@ -123,9 +139,10 @@ BEGIN
     RETURN topic;
 END
 $$;
-COMMENT ON FUNCTION kafka_stream_table(regclass, text, text[], text, text[], boolean) IS
+COMMENT ON FUNCTION kafka_stream_table(regclass, text, text[], text, text[], boolean, text) IS
     'publish a table''s INSERT, UPDATE, DELETE and TRUNCATE as Kafka events (json or debezium '
-    'envelope), with a tombstone after each delete unless tombstones => false';
-REVOKE ALL ON FUNCTION kafka_stream_table(regclass, text, text[], text, text[], boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION kafka_stream_table(regclass, text, text[], text, text[], boolean)
+    'envelope), with a tombstone after each delete unless tombstones => false, '
+    'only the rows matching row_filter if given';
+REVOKE ALL ON FUNCTION kafka_stream_table(regclass, text, text[], text, text[], boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kafka_stream_table(regclass, text, text[], text, text[], boolean, text)
     TO streamkafka_publisher;

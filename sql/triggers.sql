@@ -108,6 +108,38 @@ ROLLBACK;
 DROP TRIGGER streamkafka_changes ON items;
 SELECT kafka_stream_table('items', topic => 'shop.items');
 
+-- a row filter: only the rows that match; an UPDATE into the filter is an
+-- insert, out of it a delete (and its tombstone); a TRUNCATE is sent
+CREATE TABLE accounts (id integer PRIMARY KEY, region text, balance numeric);
+SELECT kafka_stream_table('accounts', row_filter => $$region = 'eu' AND balance >= 0$$);
+BEGIN;
+INSERT INTO accounts VALUES (1, 'eu', 10), (2, 'us', 20), (3, 'eu', -1);
+UPDATE accounts SET balance = 11 WHERE id = 1;
+UPDATE accounts SET region = 'eu' WHERE id = 2;
+UPDATE accounts SET region = 'us' WHERE id = 1;
+UPDATE accounts SET balance = balance - 1 WHERE id = 3;
+DELETE FROM accounts WHERE id IN (1, 2, 3);
+TRUNCATE accounts;
+SELECT key, value->>'op' AS op, value->'before'->>'region' AS before_region,
+       value->'after'->>'region' AS after_region
+  FROM pending();
+ROLLBACK;
+-- what a filter may not use: it runs as every role that writes the table
+CREATE FUNCTION is_small(integer) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT $1 < 10';
+SELECT try($$SELECT kafka_stream_table('accounts', row_filter => 'public.is_small(id)')$$);
+SELECT try($$SELECT kafka_stream_table('accounts', row_filter => 'balance > random()')$$);
+SELECT try($$SELECT kafka_stream_table('accounts', row_filter => 'id IN (SELECT 1)')$$);
+SELECT try($$SELECT kafka_stream_table('accounts', row_filter => 'true FROM pg_authid')$$);
+SELECT try($$SELECT kafka_stream_table('accounts', row_filter => 'true; DROP TABLE accounts')$$);
+SELECT try($$SELECT kafka_stream_table('accounts', row_filter => 'xmin = 1')$$);
+SELECT try($$SELECT kafka_stream_table('accounts', row_filter => 'nosuch > 1')$$);
+SELECT try($$SELECT kafka_stream_table('accounts', row_filter => 'id')$$);
+-- a refused filter leaves the stream as it was
+BEGIN;
+INSERT INTO accounts VALUES (4, 'us', 1), (5, 'eu', 1);
+SELECT key FROM pending();
+ROLLBACK;
+
 -- a partitioned table streams through its parent; the event names the partition
 CREATE TABLE measures (region text, id integer, v integer, PRIMARY KEY (region, id))
     PARTITION BY LIST (region);

@@ -8,7 +8,8 @@
  * an AFTER TRUNCATE statement trigger) with these arguments:
  *   topic, format ("json" or "debezium"), then any number of "k#N=column"
  *   (the key columns) and "c#N=column" (the columns in the row images; none:
- *   all), and "tombstones" (a null-valued event after each delete).  N is
+ *   all), "tombstones" (a null-valued event after each delete) and
+ *   "w=condition" (the row filter, see rowfilter.c).  N is
  *   the column's attribute number in the table the stream was set up on, so
  *   a renamed column is followed; a dropped image column leaves the images,
  *   a dropped key column stops the stream with an error saying so.
@@ -50,6 +51,7 @@
 #include "event.h"
 #include "pending.h"
 #include "publish.h"
+#include "rowfilter.h"
 #include "rowjson.h"
 #include "ring.h"
 #include "settings.h"
@@ -88,6 +90,8 @@ typedef struct TriggerLayout
 	RowJson		key;
 	bool		has_key;		/* false: keyless events */
 	bool		tombstones;		/* a null-valued event after each delete */
+	bool		has_filter;		/* false: every row */
+	RowFilter	filter;
 	Datum	   *values;			/* a deformed row */
 	bool	   *isnull;
 	/* the envelope around the row images, for the last kind of change seen */
@@ -275,6 +279,7 @@ layout_build(TriggerLayout *layout, Trigger *trigger, Relation rel)
 	Oid			root_relid = InvalidOid;
 
 	layout->tombstones = false;
+	layout->has_filter = false;
 	if (nargs < 2)
 		trigger_error("streamkafka_trigger needs at least a topic and a format", NULL);
 	if (strcmp(args[1], "json") == 0)
@@ -305,6 +310,11 @@ layout_build(TriggerLayout *layout, Trigger *trigger, Relation rel)
 		}
 		else if (strcmp(args[i], "tombstones") == 0)
 			layout->tombstones = true;
+		else if (strncmp(args[i], "w=", 2) == 0)
+		{
+			rowfilter_compile(&layout->filter, rel, args[i] + 2);
+			layout->has_filter = true;
+		}
 		else if (strncmp(args[i], "k=", 2) == 0)
 			key_attnums[nkeys++] = column_attnum(rel, args[i] + 2);
 		else if (strncmp(args[i], "c=", 2) == 0)
@@ -538,6 +548,28 @@ queue_row_change(ChangeBuffers *buffers, TriggerLayout *layout, Relation rel, Ch
 		queue_change(layout, rel, NULL, before_key);
 }
 
+/*
+ * filtered_change - what a stream with a row filter sees of a row change:
+ * only the images that match.  An UPDATE into the filter is an insert, out
+ * of it a delete, so a consumer's copy stays equal to the filtered table;
+ * CHANGE_NONE when no image matches.
+ */
+static ChangeOp
+filtered_change(TriggerLayout *layout, ChangeOp op, HeapTuple *before, HeapTuple *after)
+{
+	if (!layout->has_filter)
+		return op;
+	if (*before != NULL && !rowfilter_matches(&layout->filter, *before))
+		*before = NULL;
+	if (*after != NULL && !rowfilter_matches(&layout->filter, *after))
+		*after = NULL;
+	if (*before != NULL && *after != NULL)
+		return CHANGE_UPDATE;
+	if (*after != NULL)
+		return CHANGE_INSERT;
+	return *before != NULL ? CHANGE_DELETE : CHANGE_NONE;
+}
+
 PG_FUNCTION_INFO_V1(streamkafka_trigger);
 
 /*
@@ -549,6 +581,8 @@ streamkafka_trigger(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	TriggerLayout *layout;
 	ChangeOp	op;
+	HeapTuple	before;
+	HeapTuple	after;
 	static ChangeBuffers *buffers = NULL;
 
 	streamkafka_require_preload();
@@ -574,14 +608,13 @@ streamkafka_trigger(PG_FUNCTION_ARGS)
 		/* a TRUNCATE: no row images, no key */
 		build_envelope(buffers, layout, RelationGetDescr(td->tg_relation), op, NULL, NULL);
 		queue_change(layout, td->tg_relation, &buffers->value, NULL);
+		return PointerGetDatum(NULL);
 	}
-	else if (op == CHANGE_INSERT)
-		queue_row_change(buffers, layout, td->tg_relation, op, NULL, td->tg_trigtuple);
-	else if (op == CHANGE_UPDATE)
-		queue_row_change(buffers, layout, td->tg_relation, op, td->tg_trigtuple,
-						 td->tg_newtuple);
-	else
-		queue_row_change(buffers, layout, td->tg_relation, op, td->tg_trigtuple, NULL);
+	before = op == CHANGE_INSERT ? NULL : td->tg_trigtuple;
+	after = op == CHANGE_UPDATE ? td->tg_newtuple : op == CHANGE_INSERT ? td->tg_trigtuple : NULL;
+	op = filtered_change(layout, op, &before, &after);
+	if (op != CHANGE_NONE)
+		queue_row_change(buffers, layout, td->tg_relation, op, before, after);
 	return PointerGetDatum(NULL);
 }
 
@@ -602,5 +635,34 @@ streamkafka_check_topic(PG_FUNCTION_ARGS)
 				 errmsg("Kafka topic must not be null")));
 	topic = PG_GETARG_TEXT_PP(0);
 	event_check_topic(VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic));
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(streamkafka_check_row_filter);
+
+/*
+ * streamkafka_check_row_filter - kafka_check_row_filter(tbl, row_filter):
+ * ERROR unless the condition compiles as the stream's trigger will compile
+ * it (so kafka_stream_table fails at the call, not at every later write)
+ */
+Datum
+streamkafka_check_row_filter(PG_FUNCTION_ARGS)
+{
+	MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext,
+												  "streamkafka row filter check",
+												  ALLOCSET_SMALL_SIZES);
+	MemoryContext old;
+	Relation	rel;
+	RowFilter	filter;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_VOID();
+	rel = table_open(PG_GETARG_OID(0), AccessShareLock);
+	old = MemoryContextSwitchTo(scratch);
+	rowfilter_compile(&filter, rel, text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	FreeExprContext(filter.econtext, true);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(scratch);
+	table_close(rel, AccessShareLock);
 	PG_RETURN_VOID();
 }

@@ -4,7 +4,8 @@
 # subtransactions) and one TRUNCATE, against a real broker; a consumer
 # applies each topic in order to a copy keyed by the event key (a row image
 # sets the key's row, a delete or a tombstone removes it, a truncate empties
-# the copy), and the copy equals the table.  Once per envelope.  A third
+# the copy), and the copy equals the table: once per envelope, and once for
+# a stream with a row filter (the copy equals the filtered table).  A fourth
 # table goes to a compacted topic: after the broker compacts it, each key
 # holds one record, and the keys with a value are exactly the table's rows.
 use strict;
@@ -21,7 +22,12 @@ my $node = start_pg_node('rebuild', $bootstrap);
 my $json_topic = unique_topic('rebuild-json');
 my $dbz_topic = unique_topic('rebuild-dbz');
 my $compact_topic = unique_topic('rebuild-compact');
+my $filter_topic = unique_topic('rebuild-filter');
+# rows in the filter: ids not divisible by 3 whose note has no "+1"; key
+# changes and note updates move rows in and out of it
+my $filter = q{id % 3 <> 0 AND note NOT LIKE '%+1%'};
 create_topic($bootstrap, $json_topic, 1);
+create_topic($bootstrap, $filter_topic, 1);
 create_topic($bootstrap, $dbz_topic, 1);
 kafka_ctl('topic', (split /,/, $bootstrap)[0], $compact_topic, 1, 1,
 	'cleanup.policy=compact', 'segment.ms=200', 'min.cleanable.dirty.ratio=0.01',
@@ -31,9 +37,11 @@ $node->safe_psql('postgres', qq{
 CREATE TABLE rb_json (id integer PRIMARY KEY, note text);
 CREATE TABLE rb_dbz (LIKE rb_json INCLUDING ALL);
 CREATE TABLE rb_compact (LIKE rb_json INCLUDING ALL);
+CREATE TABLE rb_filter (LIKE rb_json INCLUDING ALL);
 SELECT kafka_stream_table('rb_json', topic => '$json_topic');
 SELECT kafka_stream_table('rb_dbz', topic => '$dbz_topic', format => 'debezium');
 SELECT kafka_stream_table('rb_compact', topic => '$compact_topic');
+SELECT kafka_stream_table('rb_filter', topic => '$filter_topic', row_filter => \$f\$$filter\$f\$);
 -- one random change to each table; a clash with another session rolls the
 -- subtransaction back, and with it that change's events
 CREATE FUNCTION churn(op integer, a integer, b integer) RETURNS void
@@ -41,7 +49,7 @@ LANGUAGE plpgsql AS \$\$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['rb_json', 'rb_dbz', 'rb_compact'] LOOP
+    FOREACH t IN ARRAY ARRAY['rb_json', 'rb_dbz', 'rb_compact', 'rb_filter'] LOOP
         BEGIN
             CASE
             WHEN op < 3 THEN
@@ -85,11 +93,11 @@ sub pgbench
 	};
 }
 
-# a TRUNCATE of two tables while the sessions write them, then more changes
+# a TRUNCATE of three tables while the sessions write them, then more changes
 my $first = pgbench(1000);
 $node->poll_query_until('postgres', 'SELECT count(*) >= 50 FROM rb_json')
   or die 'the sessions wrote nothing';
-$node->safe_psql('postgres', 'TRUNCATE rb_json, rb_dbz');
+$node->safe_psql('postgres', 'TRUNCATE rb_json, rb_dbz, rb_filter');
 $first->();
 pgbench(500)->();
 
@@ -131,14 +139,16 @@ sub rebuild
 	return (\%copy, scalar @$messages);
 }
 
-# table_rows(TABLE) - the table as the consumer's copy should hold it
+# table_rows(TABLE[, CONDITION]) - the table (its rows matching CONDITION)
+# as the consumer's copy should hold it
 sub table_rows
 {
-	my ($table) = @_;
+	my ($table, $condition) = @_;
 	my %rows;
 	for my $line (split /\n/,
 		$node->safe_psql('postgres',
-			"SELECT json_build_object('id', id)::text, row_to_json(t)::text FROM $table t"))
+			"SELECT json_build_object('id', id)::text, row_to_json(t)::text FROM $table t "
+			  . "WHERE " . ($condition // 'true')))
 	{
 		my ($key, $row) = split /\|/, $line, 2;
 		$rows{ $json->encode($json->decode($key)) } = $json->encode($json->decode($row));
@@ -153,11 +163,12 @@ sub canonical_keys
 	return { map { $json->encode($json->decode($_)) => $copy->{$_} } keys %$copy };
 }
 
-for my $case ([ 'rb_json', $json_topic, 'json' ], [ 'rb_dbz', $dbz_topic, 'debezium' ])
+for my $case ([ 'rb_json', $json_topic, 'json' ], [ 'rb_dbz', $dbz_topic, 'debezium' ],
+	[ 'rb_filter', $filter_topic, 'row filter', $filter ])
 {
-	my ($table, $topic, $envelope) = @$case;
+	my ($table, $topic, $envelope, $condition) = @$case;
 	my ($copy, $count) = rebuild($topic);
-	my $rows = table_rows($table);
+	my $rows = table_rows($table, $condition);
 	cmp_ok(scalar keys %$rows, '>', 20, "$envelope: the table has rows at the end");
 	is_deeply(canonical_keys($copy), $rows,
 		"$envelope: the copy rebuilt from $count events equals the table");
