@@ -146,3 +146,16 @@ COMMENT ON FUNCTION kafka_stream_table(regclass, text, text[], text, text[], boo
 REVOKE ALL ON FUNCTION kafka_stream_table(regclass, text, text[], text, text[], boolean, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kafka_stream_table(regclass, text, text[], text, text[], boolean, text)
     TO streamkafka_publisher;
+
+-- kafka_snapshot_table: publish a streamed table's current rows into its
+-- stream (op r / "read"), in primary-key order, one chunk at a time, each
+-- read under a SHARE lock held only for that chunk; returns how many rows
+-- it published.  row_filter: any condition (it runs as the caller).
+CREATE FUNCTION kafka_snapshot_table(tbl regclass, row_filter text DEFAULT NULL) RETURNS bigint
+AS 'MODULE_PATHNAME', 'streamkafka_snapshot_table'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kafka_snapshot_table(regclass, text) IS
+    'publish a streamed table''s current rows (all, or those matching row_filter) into its stream '
+    'as snapshot reads; returns how many';
+REVOKE ALL ON FUNCTION kafka_snapshot_table(regclass, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kafka_snapshot_table(regclass, text) TO streamkafka_publisher;

@@ -38,21 +38,22 @@
 
 /*
  * durable mode: a logical message (PostgreSQL 17 flushes a non-transactional
- * one when asked; before, we flush it), whether a slot was invalidated
+ * one when asked; before, we flush it; flush false: the caller flushes), whether a slot was invalidated
  * (PostgreSQL 16: a cause; before, the LSN it happened at), acquiring a slot
  */
 #include "access/xlog.h"
 #include "replication/message.h"
 #include "replication/slot.h"
 static inline XLogRecPtr
-SK_LogLogicalMessage(const char *prefix, const char *message, size_t size, bool transactional)
+SK_LogLogicalMessage(const char *prefix, const char *message, size_t size, bool transactional,
+					 bool flush)
 {
 #if PG_VERSION_NUM >= 170000
-	return LogLogicalMessage(prefix, message, size, transactional, !transactional);
+	return LogLogicalMessage(prefix, message, size, transactional, flush && !transactional);
 #else
 	XLogRecPtr	lsn = LogLogicalMessage(prefix, message, size, transactional);
 
-	if (!transactional)
+	if (flush && !transactional)
 		XLogFlush(lsn);
 	return lsn;
 #endif

@@ -53,6 +53,10 @@ static bool callback_registered = false;
 /* reused buffer for one message */
 static StringInfo message_buf = NULL;
 
+/* durable_defer_flush(true): non-transactional events written, not flushed */
+static bool flush_deferred = false;
+static XLogRecPtr deferred_upto = InvalidXLogRecPtr;
+
 /* durable_make_token - write a new random token file; false if it exists */
 static bool
 durable_make_token(uint8 *token)
@@ -218,7 +222,7 @@ durable_close_writers(XLogRecPtr *end)
 	{
 		pg_atomic_write_u32(&durable_shared->closing, 1);
 		/* a marker's end, not the insert position: that may be no record's end */
-		*end = SK_LogLogicalMessage(SK_WAL_MARKER_PREFIX, "", 0, false);
+		*end = SK_LogLogicalMessage(SK_WAL_MARKER_PREFIX, "", 0, false, true);
 		closed = true;
 	}
 	CommitTransactionCommand();
@@ -349,10 +353,29 @@ durable_publish(const SkEvent *event, uint64 size, bool transactional)
 		callback_registered = true;
 	}
 	message = durable_pack(event, size);
-	lsn = SK_LogLogicalMessage(durable_prefix, message->data, message->len, transactional);
+	lsn = SK_LogLogicalMessage(durable_prefix, message->data, message->len, transactional,
+							   !flush_deferred);
 	if (transactional)
 		wrote_event = true;
+	else if (flush_deferred)
+		deferred_upto = lsn;
 	else
 		ring_wake_consumer();
 	return event->retry_id != 0 ? event->retry_id : (int64) lsn;
+}
+
+/*
+ * durable_defer_flush - while deferred, a non-transactional event is written
+ * into the WAL without waiting for the flush (a snapshot writes thousands);
+ * ending the deferral flushes them all at once and wakes the worker
+ */
+void
+durable_defer_flush(bool defer)
+{
+	flush_deferred = defer;
+	if (defer || deferred_upto == InvalidXLogRecPtr)
+		return;
+	XLogFlush(deferred_upto);
+	deferred_upto = InvalidXLogRecPtr;
+	ring_wake_consumer();
 }

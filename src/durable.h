@@ -49,5 +49,6 @@ extern void durable_shmem_init(void);
 extern bool durable_close_writers(XLogRecPtr *end);
 extern void durable_reopen_writers(void);
 extern int64 durable_publish(const SkEvent *event, uint64 size, bool transactional);
+extern void durable_defer_flush(bool defer);
 
 #endif							/* STREAMKAFKA_DURABLE_H */

@@ -74,7 +74,7 @@ streamkafka_flush(PG_FUNCTION_ARGS)
 	ring_bounds(&tail, &target.ring_head);
 	if (durable_find_slot(&slot) == SK_SLOT_READY && !RecoveryInProgress())
 	{
-		target.wal_end = SK_LogLogicalMessage(SK_WAL_MARKER_PREFIX, "", 0, false);
+		target.wal_end = SK_LogLogicalMessage(SK_WAL_MARKER_PREFIX, "", 0, false, true);
 		ring_wake_consumer();
 	}
 	PG_RETURN_BOOL(ring_wait(flush_passed, &target, deadline,

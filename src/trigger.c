@@ -56,6 +56,7 @@
 #include "ring.h"
 #include "settings.h"
 #include "streamkafka.h"
+#include "trigger.h"
 
 typedef enum ChangeFormat
 {
@@ -70,7 +71,9 @@ typedef enum ChangeOp
 	CHANGE_INSERT,
 	CHANGE_UPDATE,
 	CHANGE_DELETE,
-	CHANGE_TRUNCATE
+	CHANGE_TRUNCATE,
+	CHANGE_READ,				/* a row of a snapshot */
+	CHANGE_READ_LAST			/* the last row of a snapshot */
 } ChangeOp;
 
 /* what one trigger needs, cached by trigger OID */
@@ -401,6 +404,9 @@ op_name(ChangeOp op, ChangeFormat format)
 			return format == FORMAT_JSON ? "update" : "u";
 		case CHANGE_DELETE:
 			return format == FORMAT_JSON ? "delete" : "d";
+		case CHANGE_READ:
+		case CHANGE_READ_LAST:
+			return format == FORMAT_JSON ? "read" : "r";
 		default:
 			return format == FORMAT_JSON ? "truncate" : "t";
 	}
@@ -458,8 +464,8 @@ envelope_ends(TriggerLayout *layout, ChangeOp op)
 		append_json_field(buf, "version", "streamkafka-" STREAMKAFKA_VERSION);
 		append_json_field(buf, "connector", "postgresql");
 		append_json_field(buf, "name", layout->database);
-		appendStringInfo(buf, "\"ts_ms\":" INT64_FORMAT
-						 ",\"snapshot\":\"false\",\"sequence\":null,", ts_ms);
+		appendStringInfo(buf, "\"ts_ms\":" INT64_FORMAT ",\"snapshot\":\"%s\",\"sequence\":null,",
+						 ts_ms, op == CHANGE_READ ? "true" : op == CHANGE_READ_LAST ? "last" : "false");
 		append_json_field(buf, "db", layout->database);
 		append_json_field(buf, "schema", layout->schema);
 		append_json_field(buf, "table", layout->table);
@@ -481,6 +487,24 @@ typedef struct ChangeBuffers
 	StringInfoData after_key;	/* the key of the after image */
 } ChangeBuffers;
 
+static ChangeBuffers *
+change_buffers(void)
+{
+	static ChangeBuffers *buffers = NULL;
+
+	if (buffers == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		buffers = palloc(sizeof(ChangeBuffers));
+		initStringInfo(&buffers->value);
+		initStringInfo(&buffers->before_key);
+		initStringInfo(&buffers->after_key);
+		MemoryContextSwitchTo(old);
+	}
+	return buffers;
+}
+
 /*
  * build_envelope - the envelope of one change (head, before image, after
  * image, tail) in buffers->value, and the keys of its images
@@ -501,9 +525,13 @@ build_envelope(ChangeBuffers *buffers, TriggerLayout *layout, TupleDesc desc, Ch
 						   layout->ends.len - layout->ends_head_len);
 }
 
-/* queue one event of the stream: value NULL is a tombstone, key NULL none */
+/*
+ * queue_change - queue one event of the stream with the transaction, or at
+ * once (a snapshot's row); value NULL is a tombstone, key NULL none
+ */
 static void
-queue_change(TriggerLayout *layout, Relation rel, const StringInfo value, const StringInfo key)
+queue_change(TriggerLayout *layout, Relation rel, const StringInfo value, const StringInfo key,
+			 bool transactional)
 {
 	SkEvent		event = {0};
 
@@ -514,8 +542,9 @@ queue_change(TriggerLayout *layout, Relation rel, const StringInfo value, const 
 	event.topic = layout->topic;
 	event.topic_len = strlen(layout->topic);
 	event.partition = -1;
-	pending_note_table(RelationGetRelid(rel));
-	publish(&event, true);
+	if (transactional)
+		pending_note_table(RelationGetRelid(rel));
+	publish(&event, transactional);
 }
 
 /*
@@ -543,9 +572,9 @@ queue_row_change(ChangeBuffers *buffers, TriggerLayout *layout, Relation rel, Ch
 		queue_row_change(buffers, layout, rel, CHANGE_INSERT, NULL, after);
 		return;
 	}
-	queue_change(layout, rel, &buffers->value, after ? after_key : before_key);
+	queue_change(layout, rel, &buffers->value, after ? after_key : before_key, true);
 	if (op == CHANGE_DELETE && layout->tombstones && layout->has_key)
-		queue_change(layout, rel, NULL, before_key);
+		queue_change(layout, rel, NULL, before_key, true);
 }
 
 /*
@@ -583,7 +612,7 @@ streamkafka_trigger(PG_FUNCTION_ARGS)
 	ChangeOp	op;
 	HeapTuple	before;
 	HeapTuple	after;
-	static ChangeBuffers *buffers = NULL;
+	ChangeBuffers *buffers;
 
 	streamkafka_require_preload();
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
@@ -592,22 +621,13 @@ streamkafka_trigger(PG_FUNCTION_ARGS)
 				 errmsg("streamkafka_trigger must be fired as an AFTER trigger"),
 				 errhint("Attach it with kafka_stream_table().")));
 	layout = layout_get(td->tg_trigger, td->tg_relation);
-	if (buffers == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		buffers = palloc(sizeof(ChangeBuffers));
-		initStringInfo(&buffers->value);
-		initStringInfo(&buffers->before_key);
-		initStringInfo(&buffers->after_key);
-		MemoryContextSwitchTo(old);
-	}
+	buffers = change_buffers();
 	op = trigger_op(td);
 	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
 	{
 		/* a TRUNCATE: no row images, no key */
 		build_envelope(buffers, layout, RelationGetDescr(td->tg_relation), op, NULL, NULL);
-		queue_change(layout, td->tg_relation, &buffers->value, NULL);
+		queue_change(layout, td->tg_relation, &buffers->value, NULL, true);
 		return PointerGetDatum(NULL);
 	}
 	before = op == CHANGE_INSERT ? NULL : td->tg_trigtuple;
@@ -616,6 +636,26 @@ streamkafka_trigger(PG_FUNCTION_ARGS)
 	if (op != CHANGE_NONE)
 		queue_row_change(buffers, layout, td->tg_relation, op, before, after);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * trigger_snapshot_row - queue one row of a snapshot of the table the
+ * trigger streams, at once, as that stream's envelope would carry it (op r,
+ * or "read"); false if the stream's row filter leaves the row out
+ */
+bool
+trigger_snapshot_row(Trigger *trigger, Relation rel, HeapTuple row, bool last)
+{
+	TriggerLayout *layout = layout_get(trigger, rel);
+	ChangeBuffers *buffers = change_buffers();
+
+	if (layout->has_filter && !rowfilter_matches(&layout->filter, row))
+		return false;
+	build_envelope(buffers, layout, RelationGetDescr(rel), last ? CHANGE_READ_LAST : CHANGE_READ,
+				   NULL, row);
+	queue_change(layout, rel, &buffers->value, layout->has_key ? &buffers->after_key : NULL,
+				 false);
+	return true;
 }
 
 PG_FUNCTION_INFO_V1(streamkafka_check_topic);

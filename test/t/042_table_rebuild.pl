@@ -5,7 +5,10 @@
 # applies each topic in order to a copy keyed by the event key (a row image
 # sets the key's row, a delete or a tombstone removes it, a truncate empties
 # the copy), and the copy equals the table: once per envelope, and once for
-# a stream with a row filter (the copy equals the filtered table).  A fourth
+# a stream with a row filter (the copy equals the filtered table).  Midway,
+# rows are written with triggers off (rows the streams never saw), and
+# kafka_snapshot_table runs on each table while the sessions go on
+# writing: only a correct snapshot brings the copies back.  A fourth
 # table goes to a compacted topic: after the broker compacts it, each key
 # holds one record, and the keys with a value are exactly the table's rows.
 use strict;
@@ -77,7 +80,8 @@ print $fh "\\set op random(0, 7)\n\\set a random(1, 200)\n\\set b random(1, 200)
   . "SELECT churn(:op, :a, :b);\n";
 close $fh;
 
-# pgbench(TRANSACTIONS_PER_SESSION) - four sessions of random changes, started
+# pgbench(TRANSACTIONS_PER_SESSION) - four sessions of random changes,
+# started: (the run, a function that waits for its end and checks it)
 sub pgbench
 {
 	my ($per_session) = @_;
@@ -86,20 +90,39 @@ sub pgbench
 		[ 'pgbench', '-n', '-c', '4', '-j', '4', '-t', $per_session, '-f', $script,
 			'-h', $node->host, '-p', $node->port, 'postgres' ],
 		'>', \$out, '2>', \$err);
-	return sub {
+	return ($run, sub {
 		$run->finish;
 		is($?, 0, 'four sessions made ' . 4 * $per_session . ' random changes') or diag($err);
 		like($out, qr{processed: (\d+)/\1}, 'none of them failed');
-	};
+	});
 }
 
-# a TRUNCATE of three tables while the sessions write them, then more changes
-my $first = pgbench(1000);
+# a TRUNCATE of three tables while the sessions write them
+my ($run, $finish) = pgbench(1000);
 $node->poll_query_until('postgres', 'SELECT count(*) >= 50 FROM rb_json')
   or die 'the sessions wrote nothing';
 $node->safe_psql('postgres', 'TRUNCATE rb_json, rb_dbz, rb_filter');
-$first->();
-pgbench(500)->();
+$finish->();
+
+# rows the streams never saw, as if the tables had them before streaming
+# (written with triggers off): ids 1 to 200 the sessions go on changing,
+# 201 to 400 they never touch, so only the snapshot brings those to a copy
+my @tables = qw(rb_json rb_dbz rb_compact rb_filter);
+$node->safe_psql('postgres', "SET session_replication_role = replica;\n"
+	  . join('', map { "INSERT INTO $_ SELECT g, 'hidden ' || g FROM generate_series(1, 400) g "
+		  . "ON CONFLICT (id) DO UPDATE SET note = excluded.note;\n" } @tables));
+
+# the snapshots, each in its own transaction, while the sessions write
+($run, $finish) = pgbench(2500);
+$node->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM rb_json WHERE note NOT LIKE 'hidden%'")
+  or die 'the sessions wrote nothing';
+my %snapshot = map { $_ => $node->safe_psql('postgres', "SELECT kafka_snapshot_table('$_')") }
+  @tables;
+ok($run->pumpable, 'the snapshots ran while the sessions were writing');
+cmp_ok($snapshot{$_}, '>', $_ eq 'rb_filter' ? 100 : 200,
+	"kafka_snapshot_table('$_') published its rows") for @tables;
+$finish->();
 
 # a new record after segment.ms rolls the compacted topic's last segment
 sleep 1;
