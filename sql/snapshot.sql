@@ -34,6 +34,16 @@ SELECT convert_from(key, 'UTF8') AS key, v->>'op' AS op, v->'source'->>'snapshot
           FROM kafka_test_consume('snap.dbz')) c
  ORDER BY (v #>> '{after,id}')::integer;
 
+-- a table three times the size of the 4 MB queue: the snapshot waits for
+-- room before each chunk, and every row arrives
+CREATE TABLE snap_large (id integer PRIMARY KEY, filler text);
+INSERT INTO snap_large SELECT g, repeat(md5(g::text), 32) FROM generate_series(1, 12000) g;
+SELECT pg_size_pretty(sum(pg_column_size(filler))) AS filler_size FROM snap_large;
+SELECT kafka_stream_table('snap_large', topic => 'snap.large');
+SELECT kafka_snapshot_table('snap_large');
+SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
+SELECT count(*) AS events, count(DISTINCT key) AS keys FROM kafka_test_consume('snap.large');
+
 -- a partitioned table: each partition's rows, naming the partition
 CREATE TABLE psnap (region text, id integer, PRIMARY KEY (region, id)) PARTITION BY LIST (region);
 CREATE TABLE psnap_eu PARTITION OF psnap FOR VALUES IN ('eu');

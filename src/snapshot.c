@@ -4,7 +4,8 @@
  *		its stream (op r, or "read"), so a consumer can build its copy from a
  *		table that already has rows, or build it again.
  *
- * The rows are read in chunks of SNAPSHOT_CHUNK_ROWS in primary-key order.
+ * The rows are read in chunks of SNAPSHOT_CHUNK_ROWS in primary-key order
+ * (fewer when their events reach an eighth of the queue).
  * Each chunk is read and queued at once (not at commit) while the function
  * holds a SHARE lock on the table, released right after the chunk, so
  * writers wait only for one chunk, never for the whole snapshot.  The lock
@@ -198,7 +199,7 @@ snapshot_prepare(SnapshotTable *table, const char *condition)
 			 SPI_result_code_string(SPI_result));
 }
 
-/* ring_wait's test: is a quarter of the queue free? */
+/* ring_wait's test: is a quarter of the queue free?  (a chunk takes an eighth) */
 static bool
 snapshot_room(void *arg pg_attribute_unused())
 {
@@ -274,15 +275,23 @@ snapshot_chunk(SnapshotTable *table, bool first, bool *more)
 		elog(ERROR, "the snapshot's query failed: %s", SPI_result_code_string(result));
 	rows = Min(SPI_processed, SNAPSHOT_CHUNK_ROWS);
 	*more = SPI_processed > SNAPSHOT_CHUNK_ROWS;
-	for (uint64 i = 0; i < rows; i++)
+	for (uint64 i = 0, bytes = 0; i < rows; i++)
 	{
 		HeapTupleData row;
+		uint64		queued;
 
 		snapshot_row(table, i, &row);
-		if (trigger_snapshot_row(table->trigger, table->rel, &row, !*more && i == rows - 1))
-			published++;
-		if (i == rows - 1)
+		queued = trigger_snapshot_row(table->trigger, table->rel, &row,
+									  !*more && i == rows - 1);
+		published += queued > 0;
+		bytes += queued;
+		if (i == rows - 1 || bytes >= ring_capacity() / 8)
+		{
+			/* the next chunk starts after this row */
 			snapshot_remember_key(table, &row);
+			*more = *more || i < rows - 1;
+			break;
+		}
 	}
 	SPI_freetuptable(SPI_tuptable);
 	if (!held)

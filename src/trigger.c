@@ -641,21 +641,22 @@ streamkafka_trigger(PG_FUNCTION_ARGS)
 /*
  * trigger_snapshot_row - queue one row of a snapshot of the table the
  * trigger streams, at once, as that stream's envelope would carry it (op r,
- * or "read"); false if the stream's row filter leaves the row out
+ * or "read"); returns the bytes of its key and value, 0 if the stream's row
+ * filter leaves the row out
  */
-bool
+uint64
 trigger_snapshot_row(Trigger *trigger, Relation rel, HeapTuple row, bool last)
 {
 	TriggerLayout *layout = layout_get(trigger, rel);
 	ChangeBuffers *buffers = change_buffers();
 
 	if (layout->has_filter && !rowfilter_matches(&layout->filter, row))
-		return false;
+		return 0;
 	build_envelope(buffers, layout, RelationGetDescr(rel), last ? CHANGE_READ_LAST : CHANGE_READ,
 				   NULL, row);
 	queue_change(layout, rel, &buffers->value, layout->has_key ? &buffers->after_key : NULL,
 				 false);
-	return true;
+	return buffers->value.len + (layout->has_key ? buffers->after_key.len : 0);
 }
 
 PG_FUNCTION_INFO_V1(streamkafka_check_topic);

@@ -12,6 +12,6 @@
 /* the name kafka_stream_table gives the row trigger */
 #define SK_STREAM_TRIGGER_NAME "streamkafka_changes"
 
-extern bool trigger_snapshot_row(Trigger *trigger, Relation rel, HeapTuple row, bool last);
+extern uint64 trigger_snapshot_row(Trigger *trigger, Relation rel, HeapTuple row, bool last);
 
 #endif							/* STREAMKAFKA_TRIGGER_H */
