@@ -58,7 +58,6 @@
 typedef struct SnapshotTable
 {
 	Relation	rel;
-	Trigger    *trigger;		/* the stream's row trigger on it */
 	int			nkeys;
 	AttrNumber *key_attnums;	/* the primary key's columns */
 	Oid		   *key_types;
@@ -266,8 +265,11 @@ snapshot_chunk(SnapshotTable *table, bool first, bool *more)
 	uint64		published = 0;
 	uint64		rows;
 	int			result;
+	Trigger    *trigger;
 
 	LockRelationOid(relid, ShareLock);
+	/* after the lock: taking it may have rebuilt the relation's triggers */
+	trigger = snapshot_trigger(table->rel);
 	/* not read-only: each chunk is read with a new snapshot */
 	result = first ? SPI_execute_plan(table->first, NULL, NULL, false, 0) :
 		SPI_execute_plan(table->next, table->last_key, NULL, false, 0);
@@ -281,7 +283,7 @@ snapshot_chunk(SnapshotTable *table, bool first, bool *more)
 		uint64		queued;
 
 		snapshot_row(table, i, &row);
-		queued = trigger_snapshot_row(table->trigger, table->rel, &row,
+		queued = trigger_snapshot_row(trigger, table->rel, &row,
 									  !*more && i == rows - 1);
 		published += queued > 0;
 		bytes += queued;
@@ -314,7 +316,7 @@ snapshot_table(Oid relid, const char *condition)
 	/* before any lock that would make writers wait */
 	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, RelationGetRelationName(table.rel));
-	table.trigger = snapshot_trigger(table.rel);
+	(void) snapshot_trigger(table.rel);	/* ERROR now if the table is not streamed */
 	snapshot_key(&table);
 	snapshot_prepare(&table, condition);
 	table.key_context = AllocSetContextCreate(CurrentMemoryContext, "streamkafka snapshot key",
