@@ -139,6 +139,10 @@ BEGIN;
 INSERT INTO accounts VALUES (4, 'us', 1), (5, 'eu', 1);
 SELECT key FROM pending();
 ROLLBACK;
+-- the filter names columns: renaming one it uses stops writes, saying why
+ALTER TABLE accounts RENAME COLUMN region TO area;
+INSERT INTO accounts VALUES (6, 'eu', 1);
+ALTER TABLE accounts RENAME COLUMN area TO region;
 
 -- a partitioned table streams through its parent; the event names the partition
 CREATE TABLE measures (region text, id integer, v integer, PRIMARY KEY (region, id))

@@ -132,6 +132,14 @@ rowfilter_parse(const char *text)
 	return target->val;
 }
 
+/* errors while compiling say which filter they are about */
+static void
+rowfilter_error_context(void *arg)
+{
+	errcontext("row filter \"%s\" of a Kafka stream (kafka_stream_table sets it)",
+			   (const char *) arg);
+}
+
 void
 rowfilter_compile(RowFilter *filter, Relation rel, const char *text)
 {
@@ -139,6 +147,10 @@ rowfilter_compile(RowFilter *filter, Relation rel, const char *text)
 	ParseNamespaceItem *item;
 	Node	   *expr;
 	int			guc_level = NewGUCNestLevel();
+	ErrorContextCallback context = {error_context_stack, rowfilter_error_context,
+	(void *) text};
+
+	error_context_stack = &context;
 
 	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
@@ -150,6 +162,7 @@ rowfilter_compile(RowFilter *filter, Relation rel, const char *text)
 	rowfilter_check_walker(expr, NULL);
 	free_parsestate(pstate);
 	AtEOXact_GUC(true, guc_level);
+	error_context_stack = context.previous;
 
 	filter->state = ExecInitExpr(expression_planner((Expr *) expr), NULL);
 	filter->econtext = CreateStandaloneExprContext();
