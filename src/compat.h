@@ -38,8 +38,9 @@
 
 /*
  * durable mode: a logical message (PostgreSQL 17 flushes a non-transactional
- * one when asked; before, we flush it; flush false: the caller flushes), whether a slot was invalidated
- * (PostgreSQL 16: a cause; before, the LSN it happened at), acquiring a slot
+ * one when asked; before, we flush it; flush false: the caller flushes),
+ * whether a slot was invalidated (PostgreSQL 16: a cause; before, the LSN it
+ * happened at), acquiring a slot
  */
 #include "access/xlog.h"
 #include "replication/message.h"

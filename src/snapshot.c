@@ -180,8 +180,8 @@ snapshot_key_list(SnapshotTable *table, bool parameters)
 static void
 snapshot_prepare(SnapshotTable *table, const char *condition)
 {
-	char	   *name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(table->rel)),
-												  RelationGetRelationName(table->rel));
+	char	   *schema = get_namespace_name(RelationGetNamespace(table->rel));
+	char	   *name = quote_qualified_identifier(schema, RelationGetRelationName(table->rel));
 	char	   *keys = snapshot_key_list(table, false);
 	const char *where = condition != NULL ? condition : "true";
 

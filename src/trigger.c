@@ -465,7 +465,8 @@ envelope_ends(TriggerLayout *layout, ChangeOp op)
 		append_json_field(buf, "connector", "postgresql");
 		append_json_field(buf, "name", layout->database);
 		appendStringInfo(buf, "\"ts_ms\":" INT64_FORMAT ",\"snapshot\":\"%s\",\"sequence\":null,",
-						 ts_ms, op == CHANGE_READ ? "true" : op == CHANGE_READ_LAST ? "last" : "false");
+						 ts_ms, op == CHANGE_READ ? "true" :
+						 op == CHANGE_READ_LAST ? "last" : "false");
 		append_json_field(buf, "db", layout->database);
 		append_json_field(buf, "schema", layout->schema);
 		append_json_field(buf, "table", layout->table);
