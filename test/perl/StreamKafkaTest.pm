@@ -177,7 +177,9 @@ sub poll_until
 			$still = $progress eq $last ? $still + 1 : 0;
 			$last = $progress;
 			$gone = $worker eq 't' ? 0 : $gone + 1;
-			die "poll_until($sql): the queue is empty" if $opt{empty_fails} && $empty >= 2;
+			# empty for 2 s: right after a crash restart the counts are still
+			# settling (a CI run under valgrind once read 0 twice in 0.2 s there)
+			die "poll_until($sql): the queue is empty" if $opt{empty_fails} && $empty >= 10;
 			die "poll_until($sql): the worker is not running" if $gone >= 150;
 			die "poll_until($sql): no counter moved for $stall s" if $still >= 5 * $stall;
 		}
@@ -188,7 +190,7 @@ sub poll_until
 
 # wait_for_finished(NODE, N) - wait until N events are delivered or dead
 # letters.  Dies at once, saying why, when that cannot happen any more: the
-# queue is empty (its own count, read twice) with fewer finished, the worker
+# queue is empty (its own count, for 2 s) with fewer finished, the worker
 # is gone for 30 s, or no counter moved for 60 s (180 s in all at most).
 sub wait_for_finished
 {
