@@ -14,6 +14,7 @@ OBJS = \
 	src/publish.o \
 	src/flush.o \
 	src/trigger.o \
+	src/txmeta.o \
 	src/snapshot.o \
 	src/rowjson.o \
 	src/rowfilter.o \
@@ -57,7 +58,7 @@ endif
 
 # pg_regress: a temporary instance with the preload and the mock cluster
 REGRESS = setup publish transactions errors settings triggers stats observability upgrade \
-	security streaming snapshot deadletters queue_share queue accounting monitor_settings
+	security streaming snapshot txmeta deadletters queue_share queue accounting monitor_settings
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check_regress
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)

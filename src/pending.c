@@ -44,6 +44,7 @@
 #include "ring.h"
 #include "staging.h"
 #include "streamkafka.h"
+#include "txmeta.h"
 
 #define PENDING_FIRST_CHUNK		(64 * 1024)
 #define PENDING_MAX_CHUNK		(32 * 1024 * 1024)
@@ -410,6 +411,9 @@ pending_reserve(void)
 static void
 pending_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
+	/* a table stream's END event is the last of the transaction's events */
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
+		txmeta_pre_commit();
 	if (pending_events == 0 && nmarks == 0 && !block_reserved && !chain_grown &&
 		npending_tables == 0 && !listing_only)
 		return;

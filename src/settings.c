@@ -60,6 +60,7 @@ int			sk_enqueue_timeout_ms = 1000;
 int			sk_database_queue_share = 100;
 int			sk_durability = SK_DURABILITY_MEMORY;
 char	   *sk_id_header = NULL;
+char	   *sk_transaction_topic = NULL;
 int			sk_wal_retention_alert_mb = 1024;
 const SkPackedHeaders *sk_default_headers_packed = NULL;
 int			sk_security_protocol = SK_SECURITY_PLAINTEXT;
@@ -440,18 +441,18 @@ check_http_listen_address(char **newval, void **extra pg_attribute_unused(),
 	return true;
 }
 
+/* a topic setting: empty, or a legal topic name (of at most max_len bytes) */
 static bool
-check_topic_prefix(char **newval, void **extra pg_attribute_unused(),
-				   GucSource source pg_attribute_unused())
+check_topic_setting(const char *value, int max_len, const char *too_long)
 {
-	int			len = strlen(*newval);
+	int			len = strlen(value);
 	const char *problem;
 
 	if (len == 0)
 		return true;
-	problem = parse_topic_problem(*newval, len);
-	if (problem == NULL && len >= SK_TOPIC_MAX_LEN)
-		problem = "The prefix leaves no room for a topic name.";
+	problem = parse_topic_problem(value, len);
+	if (problem == NULL && len > max_len)
+		problem = too_long;
 	if (problem != NULL)
 	{
 		GUC_check_errdetail("%s", problem);
@@ -459,6 +460,21 @@ check_topic_prefix(char **newval, void **extra pg_attribute_unused(),
 		return false;
 	}
 	return true;
+}
+
+static bool
+check_topic_prefix(char **newval, void **extra pg_attribute_unused(),
+				   GucSource source pg_attribute_unused())
+{
+	return check_topic_setting(*newval, SK_TOPIC_MAX_LEN - 1,
+							   "The prefix leaves no room for a topic name.");
+}
+
+static bool
+check_transaction_topic(char **newval, void **extra pg_attribute_unused(),
+						GucSource source pg_attribute_unused())
+{
+	return check_topic_setting(*newval, SK_TOPIC_MAX_LEN, "The name is too long.");
 }
 
 /* streamkafka.id_header: empty, or a header name of printable ASCII */
@@ -731,6 +747,13 @@ settings_define(void)
 							   "Empty: no such header.",
 							   &sk_id_header, "",
 							   PGC_SIGHUP, 0, check_id_header, NULL, NULL);
+
+	DefineCustomStringVariable("streamkafka.transaction_topic",
+							   "The topic of the BEGIN and END events of transactions "
+							   "that change streamed tables.",
+							   "Empty: none, and change events carry no transaction block.",
+							   &sk_transaction_topic, "",
+							   PGC_SIGHUP, 0, check_transaction_topic, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.enqueue_timeout_ms",
 							"How long a session waits for queue space "

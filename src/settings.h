@@ -93,6 +93,7 @@ extern int	sk_overflow;	/* an SkOverflow */
 extern int	sk_database_queue_share;
 extern int	sk_durability;	/* an SkDurability */
 extern char *sk_id_header;
+extern char *sk_transaction_topic;
 extern int	sk_wal_retention_alert_mb;
 extern int	sk_enqueue_timeout_ms;
 extern const SkPackedHeaders *sk_default_headers_packed;

@@ -8,8 +8,16 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
+
 #define STREAMKAFKA_VERSION "0.4.0"
 
+/* a timestamp as Unix epoch milliseconds, as Kafka and Debezium count time */
+static inline int64
+sk_unix_ms(TimestampTz ts)
+{
+	return ts / 1000 + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+}
 
 /* true in processes where the library came from shared_preload_libraries */
 extern bool streamkafka_preloaded;

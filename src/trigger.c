@@ -57,6 +57,7 @@
 #include "settings.h"
 #include "streamkafka.h"
 #include "trigger.h"
+#include "txmeta.h"
 
 typedef enum ChangeFormat
 {
@@ -435,14 +436,14 @@ append_json_field(StringInfo buf, const char *name, const char *value)
 /*
  * envelope_ends - make layout->ends the envelope's head and tail for this
  * change: they depend only on the operation, the transaction and the
- * statement's start, so a statement writing a million rows builds them once
+ * statement's start, so a statement writing a million rows builds them once.
+ * The tail stops before the transaction block: envelope_close() ends it.
  */
 static void
 envelope_ends(TriggerLayout *layout, ChangeOp op)
 {
 	StringInfo	buf = &layout->ends;
-	int64		ts_ms = (GetCurrentStatementStartTimestamp() / 1000) +
-		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+	int64		ts_ms = sk_unix_ms(GetCurrentStatementStartTimestamp());
 	TransactionId xid = GetTopTransactionIdIfAny();
 
 	if (op == layout->ends_op && xid == layout->ends_xid && ts_ms == layout->ends_ts_ms)
@@ -472,9 +473,8 @@ envelope_ends(TriggerLayout *layout, ChangeOp op)
 		append_json_field(buf, "table", layout->table);
 		appendStringInfo(buf, "\"txId\":%u,\"lsn\":null,\"xmin\":null},", xid);
 		append_json_field(buf, "op", op_name(op, layout->format));
-		appendStringInfo(buf, "\"ts_ms\":" INT64_FORMAT ",\"transaction\":null", ts_ms);
+		appendStringInfo(buf, "\"ts_ms\":" INT64_FORMAT, ts_ms);
 	}
-	appendStringInfoChar(buf, '}');
 	layout->ends_op = op;
 	layout->ends_xid = xid;
 	layout->ends_ts_ms = ts_ms;
@@ -527,6 +527,32 @@ build_envelope(ChangeBuffers *buffers, TriggerLayout *layout, TupleDesc desc, Ch
 }
 
 /*
+ * envelope_close - end an envelope with its place in the transaction when
+ * streamkafka.transaction_topic is set (counting the event; sending the
+ * transaction's BEGIN first if it is the first), else with none: a null
+ * transaction block in Debezium's envelope, no block in ours
+ */
+static void
+envelope_close(StringInfo value, TriggerLayout *layout, Relation rel, bool transactional)
+{
+	TxOrder		order;
+
+	if (transactional &&
+		txmeta_count_change(RelationGetRelid(rel), layout->schema, layout->table, &order))
+	{
+		appendStringInfoString(value, ",\"transaction\":{\"id\":");
+		escape_json(value, order.id);
+		appendStringInfo(value, ",\"total_order\":" UINT64_FORMAT
+						 ",\"data_collection_order\":" UINT64_FORMAT "}}",
+						 order.total_order, order.collection_order);
+	}
+	else if (layout->format == FORMAT_DEBEZIUM)
+		appendStringInfoString(value, ",\"transaction\":null}");
+	else
+		appendStringInfoChar(value, '}');
+}
+
+/*
  * queue_change - queue one event of the stream with the transaction, or at
  * once (a snapshot's row); value NULL is a tombstone, key NULL none
  */
@@ -536,6 +562,8 @@ queue_change(TriggerLayout *layout, Relation rel, const StringInfo value, const 
 {
 	SkEvent		event = {0};
 
+	if (value != NULL)
+		envelope_close(value, layout, rel, transactional);
 	event.value = value ? value->data : NULL;
 	event.value_len = value ? value->len : -1;
 	event.key = key ? key->data : NULL;
