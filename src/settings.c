@@ -753,7 +753,7 @@ settings_define(void)
 							   "that change streamed tables.",
 							   "Empty: none, and change events carry no transaction block.",
 							   &sk_transaction_topic, "",
-							   PGC_SIGHUP, 0, check_transaction_topic, NULL, NULL);
+							   PGC_SUSET, 0, check_transaction_topic, NULL, NULL);
 
 	DefineCustomIntVariable("streamkafka.enqueue_timeout_ms",
 							"How long a session waits for queue space "
