@@ -1,7 +1,7 @@
 # A consumer that keeps a copy of a streamed table can rebuild it from the
 # stream.  Four sessions change tables with a primary key at random
-# (inserts, updates, updates of the key, deletes, rolled-back
-# subtransactions) and one TRUNCATE, against a real broker; a consumer
+# (inserts, updates, updates of the key, deletes, changes undone by a
+# rolled-back subtransaction) and one TRUNCATE, against a real broker; a consumer
 # applies each topic in order to a copy keyed by the event key (a row image
 # sets the key's row, a delete or a tombstone removes it, a truncate empties
 # the copy), and the copy equals the table: once per envelope, and once for
@@ -11,6 +11,10 @@
 # writing: only a correct snapshot brings the copies back.  A fourth
 # table goes to a compacted topic: after the broker compacts it, each key
 # holds one record, and the keys with a value are exactly the table's rows.
+# Transaction metadata is on: every END event's counts match the change
+# events that carry its transaction's id, in all four topics (both
+# envelopes), though the sessions' rolled-back subtransactions took events
+# back.
 use strict;
 use warnings;
 
@@ -21,7 +25,9 @@ use Test::More;
 use StreamKafkaTest;
 
 my $bootstrap = kafka_bootstrap();
-my $node = start_pg_node('rebuild', $bootstrap);
+my $tx_topic = unique_topic('rebuild-tx');
+my $node = start_pg_node('rebuild', $bootstrap,
+	"streamkafka.transaction_topic = '$tx_topic'\n");
 my $json_topic = unique_topic('rebuild-json');
 my $dbz_topic = unique_topic('rebuild-dbz');
 my $compact_topic = unique_topic('rebuild-compact');
@@ -63,10 +69,15 @@ BEGIN
                   USING a, '+' || b;
             WHEN op < 7 THEN
                 EXECUTE format('UPDATE %I SET id = \$2 WHERE id = \$1', t) USING a, b;
-            ELSE
+            WHEN op < 8 THEN
                 EXECUTE format('DELETE FROM %I WHERE id = \$1', t) USING a;
+            ELSE
+                -- a change made, then undone by its subtransaction
+                EXECUTE format('UPDATE %I SET note = \$2 WHERE id = \$1', t)
+                  USING a, 'undone';
+                RAISE EXCEPTION 'undo';
             END CASE;
-        EXCEPTION WHEN unique_violation OR deadlock_detected THEN
+        EXCEPTION WHEN unique_violation OR deadlock_detected OR raise_exception THEN
             NULL;
         END;
     END LOOP;
@@ -76,7 +87,7 @@ END
 
 my $script = "$PostgreSQL::Test::Utils::tmp_check/churn.sql";
 open my $fh, '>', $script or die "cannot write $script: $!";
-print $fh "\\set op random(0, 7)\n\\set a random(1, 200)\n\\set b random(1, 200)\n"
+print $fh "\\set op random(0, 8)\n\\set a random(1, 200)\n\\set b random(1, 200)\n"
   . "SELECT churn(:op, :a, :b);\n";
 close $fh;
 
@@ -196,6 +207,68 @@ for my $case ([ 'rb_json', $json_topic, 'json' ], [ 'rb_dbz', $dbz_topic, 'debez
 	is_deeply(canonical_keys($copy), $rows,
 		"$envelope: the copy rebuilt from $count events equals the table");
 }
+
+# transaction metadata: the change events that name a transaction, by id
+# (the compacted topic's are left out: compaction removes older records)
+my (%events_of, @unnamed);
+for my $topic ($json_topic, $dbz_topic, $filter_topic)
+{
+	for my $m (grep { defined $_->{payload} } @{ consume_topic($bootstrap, $topic) })
+	{
+		my $v = $json->decode($m->{payload});
+		my $op = $v->{op};
+		if ($op eq 'read' || $op eq 'r')
+		{
+			push @unnamed, "$topic: a snapshot row with a transaction block"
+			  if defined $v->{transaction};
+			next;
+		}
+		push @unnamed, "$topic: $op at offset $m->{offset} without a transaction block"
+		  unless defined $v->{transaction};
+		my $table = $v->{table} // $v->{source}{table};
+		push @{ $events_of{ $v->{transaction}{id} } },
+		  [ "public.$table", @{ $v->{transaction} }{qw(total_order data_collection_order)} ];
+	}
+}
+is_deeply(\@unnamed, [], 'every change event names its transaction, no snapshot row does');
+
+# end_problems(END, EVENTS) - how an END event's counts disagree with the
+# change events that carry its id (rb_compact's counted, not compared)
+sub end_problems
+{
+	my ($end, $events) = @_;
+	my (%per_table, %seen, @problems);
+	my %counts = map { $_->{data_collection} => $_->{event_count} } @{ $end->{data_collections} };
+	my $expected = $end->{event_count} - ($counts{'public.rb_compact'} // 0);
+	push @{ $per_table{ $_->[0] } }, $_->[2] for @$events;
+	push @problems, "END counts $expected events in three topics, " . @$events . ' carry its id'
+	  if $expected != @$events;
+	push @problems, 'a total_order repeats or exceeds event_count'
+	  if grep { $seen{ $_->[1] }++ || $_->[1] < 1 || $_->[1] > $end->{event_count} } @$events;
+	for my $table (sort keys %per_table)
+	{
+		my @order = sort { $a <=> $b } @{ $per_table{$table} };
+		push @problems, "$table: data_collection_order @order, END counts "
+		  . ($counts{$table} // 'none')
+		  unless ($counts{$table} // -1) == @order && "@order" eq join(' ', 1 .. @order);
+	}
+	return map { "$end->{id}: $_" } @problems;
+}
+
+my (%status, @wrong);
+for my $m (@{ consume_topic($bootstrap, $tx_topic) })
+{
+	my $v = $json->decode($m->{payload});
+	push @{ $status{ $v->{id} } }, $v->{status};
+	push @wrong, end_problems($v, $events_of{ $v->{id} } // []) if $v->{status} eq 'END';
+}
+my @unended = grep { join(' ', @{ $status{$_} // [] }) ne 'BEGIN END' } keys %events_of;
+cmp_ok(scalar keys %status, '>', 1000,
+	'the transaction topic has ' . scalar(keys %status) . ' transactions');
+is_deeply([ @wrong[ 0 .. ($#wrong < 4 ? $#wrong : 4) ] ], [],
+	"each END's counts match the change events that carry its id");
+is_deeply([ @unended[ 0 .. ($#unended < 4 ? $#unended : 4) ] ], [],
+	'each transaction named by an event has one BEGIN, then one END');
 
 # the compacted topic: wait until the broker has compacted every key to one record
 my ($records, %per_key);
