@@ -26,8 +26,18 @@ use StreamKafkaTest;
 
 my $bootstrap = kafka_bootstrap();
 my $tx_topic = unique_topic('rebuild-tx');
+# 043 runs this file in durable mode: the events go through the WAL
+my $durable = $ENV{STREAMKAFKA_REBUILD_DURABLE} // 0;
 my $node = start_pg_node('rebuild', $bootstrap,
-	"streamkafka.transaction_topic = '$tx_topic'\n");
+	"streamkafka.transaction_topic = '$tx_topic'\n"
+	  . ($durable ? "wal_level = logical\nstreamkafka.durability = 'wal'\n" : ''));
+if ($durable)
+{
+	trust_streamkafka_plugin($node);
+	$node->restart;
+	ok($node->poll_query_until('postgres', "SELECT finding = 'wal: ok' FROM kafka_durability()"),
+		'durable mode works');
+}
 my $json_topic = unique_topic('rebuild-json');
 my $dbz_topic = unique_topic('rebuild-dbz');
 my $compact_topic = unique_topic('rebuild-compact');
@@ -138,7 +148,12 @@ $finish->();
 # a new record after segment.ms rolls the compacted topic's last segment
 sleep 1;
 $node->safe_psql('postgres', "INSERT INTO rb_compact VALUES (100000, 'roll')");
+my $workload_end = $node->safe_psql('postgres', 'SELECT pg_current_wal_lsn()');
 is($node->safe_psql('postgres', 'SELECT kafka_flush(60000)'), 't', 'every change delivered');
+is($node->safe_psql('postgres', "SELECT confirmed_flush_lsn >= '$workload_end' "
+		  . "FROM pg_replication_slots WHERE slot_name = 'streamkafka'"),
+	't', 'durable mode: the worker decoded the whole workload from the WAL')
+  if $durable;
 identity_holds($node, 'after the workload');
 
 my $json = JSON::PP->new->canonical;
