@@ -84,3 +84,36 @@ DROP ROLE snap_publisher;
 -- nothing was published by the refused calls
 SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
 SELECT count(*) AS dbz_events FROM kafka_test_consume('snap.dbz');
+
+-- a snapshot's row is never dropped by the overflow policy: with no room
+-- for it, the snapshot waits as under overflow = block, then fails (53000),
+-- instead of counting the row as published
+CREATE TABLE snap_big (id integer PRIMARY KEY, body text);
+INSERT INTO snap_big
+  SELECT 1, string_agg(md5(g::text), '') FROM generate_series(1, 40000) g;
+SELECT kafka_stream_table('snap_big', topic => 'snap.big');
+SET streamkafka.overflow = drop_newest;
+SET streamkafka.enqueue_timeout_ms = 200;
+SELECT kafka_mock_fault('brokers_down');
+-- the 4 MB queue filled until a quarter of it, less than the row, is free
+DO $$
+BEGIN
+  WHILE (SELECT queue_bytes FROM kafka_stats) < 4194304 - 1150000 LOOP
+    PERFORM kafka_publish('snap.fill', repeat('f', 20000), transactional => false);
+  END LOOP;
+END $$;
+SELECT dropped AS dropped0 FROM kafka_stats \gset
+SELECT try($$SELECT kafka_snapshot_table('snap_big')$$);
+SELECT dropped - :dropped0 AS dropped FROM kafka_stats;
+SELECT kafka_mock_fault('brokers_up');
+SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
+SELECT kafka_snapshot_table('snap_big');
+SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
+SELECT count(*) AS rows_read,
+       bool_and(convert_from(value, 'UTF8')::jsonb #>> '{after,body}' =
+                (SELECT body FROM snap_big)) AS intact
+  FROM kafka_test_consume('snap.big');
+RESET streamkafka.overflow;
+RESET streamkafka.enqueue_timeout_ms;
+SELECT kafka_unstream_table('snap_big');
+DROP TABLE snap_big;

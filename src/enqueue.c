@@ -135,8 +135,8 @@ enqueue_drop(uint32 nevents)
 }
 
 /*
- * enqueue_reserve - reserve a block.  False: the events were dropped by the
- * overflow policy (counted).  Fails with SQLSTATE 53000 under error and block.
+ * enqueue_reserve_policy - reserve a block under an overflow policy.  False:
+ * the events were dropped by the policy (counted).  Fails with SQLSTATE 53000 under error and block.
  */
 /* ERROR: the queue, or the database's share of it, has no room */
 static void
@@ -179,16 +179,16 @@ enqueue_reject(SkReserveResult result, uint64 block_length, uint32 nevents, bool
 }
 
 /*
- * enqueue_reserve - reserve a block.  False: the events were dropped by the
- * overflow policy (counted).  Fails with SQLSTATE 53000 under error and block.
+ * enqueue_reserve_policy - reserve a block under an overflow policy.  False:
+ * the events were dropped by the policy (counted).  Fails with SQLSTATE 53000 under error and block.
  * A database whose share of the queue is used up is treated as a full queue,
  * except that drop_oldest then evicts nothing (the oldest events may be
  * another database's).
  */
-bool
-enqueue_reserve(uint64 block_length, uint32 nevents, bool at_commit, uint64 *off)
+static bool
+enqueue_reserve_policy(uint64 block_length, uint32 nevents, bool at_commit, int policy,
+					   uint64 *off)
 {
-	int			policy = sk_overflow;
 	SkReserveResult result = enqueue_try(block_length, nevents, off);
 
 	if (result == SK_RESERVED)
@@ -209,9 +209,17 @@ enqueue_reserve(uint64 block_length, uint32 nevents, bool at_commit, uint64 *off
 	pg_unreachable();
 }
 
+/* enqueue_reserve - reserve a block under streamkafka.overflow */
+bool
+enqueue_reserve(uint64 block_length, uint32 nevents, bool at_commit, uint64 *off)
+{
+	return enqueue_reserve_policy(block_length, nevents, at_commit, sk_overflow, off);
+}
+
 /*
  * enqueue_now - put one event in the queue, ready to send; false if the
- * overflow policy dropped it
+ * overflow policy dropped it.  An event never_dropped (a snapshot's row)
+ * waits for room as under overflow = block, whatever the policy.
  */
 bool
 enqueue_now(const SkEvent *event, uint64 size, int64 event_id)
@@ -220,7 +228,8 @@ enqueue_now(const SkEvent *event, uint64 size, int64 event_id)
 	uint64		off;
 
 	enqueue_check_fits(block_length, size);
-	if (!enqueue_reserve(block_length, 1, false, &off))
+	if (!enqueue_reserve_policy(block_length, 1, false,
+								event->never_dropped ? SK_OVERFLOW_BLOCK : sk_overflow, &off))
 		return false;
 	/* from here to ring_block_ready nothing can fail */
 	if (ring_contiguous(off + SK_BLOCK_HEADER_SIZE) >= size)

@@ -127,6 +127,7 @@ typedef struct SkEvent
 	int32		partition;		/* -1: the partitioner chooses */
 	int64		retry_id;		/* a dead letter queued again: its id; else 0 */
 	uint16		attempts;		/* failed attempts before this one */
+	bool		never_dropped;	/* waits for queue room whatever the overflow policy */
 } SkEvent;
 
 /* a packed event seen by the worker; pointers into the event */

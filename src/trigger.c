@@ -571,6 +571,8 @@ queue_change(TriggerLayout *layout, Relation rel, const StringInfo value, const 
 	event.topic = layout->topic;
 	event.topic_len = strlen(layout->topic);
 	event.partition = -1;
+	/* a snapshot's row is not dropped: the consumer's copy would miss it */
+	event.never_dropped = !transactional;
 	if (transactional)
 		pending_note_table(RelationGetRelid(rel));
 	publish(&event, transactional);
