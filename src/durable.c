@@ -373,7 +373,15 @@ void
 durable_defer_flush(bool defer)
 {
 	flush_deferred = defer;
-	if (defer || deferred_upto == InvalidXLogRecPtr)
+	if (!defer)
+		durable_flush_deferred();
+}
+
+/* durable_flush_deferred - flush what was written while deferred, wake the worker */
+void
+durable_flush_deferred(void)
+{
+	if (deferred_upto == InvalidXLogRecPtr)
 		return;
 	XLogFlush(deferred_upto);
 	deferred_upto = InvalidXLogRecPtr;

@@ -50,5 +50,6 @@ extern bool durable_close_writers(XLogRecPtr *end);
 extern void durable_reopen_writers(void);
 extern int64 durable_publish(const SkEvent *event, uint64 size, bool transactional);
 extern void durable_defer_flush(bool defer);
+extern void durable_flush_deferred(void);
 
 #endif							/* STREAMKAFKA_DURABLE_H */

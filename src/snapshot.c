@@ -299,8 +299,7 @@ snapshot_chunk(SnapshotTable *table, bool first, bool *more)
 	if (!held)
 		UnlockRelationOid(relid, ShareLock);
 	/* durable mode: the chunk's events flushed, the worker woken */
-	durable_defer_flush(false);
-	durable_defer_flush(true);
+	durable_flush_deferred();
 	return published;
 }
 
