@@ -26,10 +26,17 @@ my $bootstrap = kafka_bootstrap();
 my $broker = (split /,/, $bootstrap)[0];
 
 # the checker fails on broken records: its self-test against this broker
+# (once per CI run: test/run-all's PostgreSQL 18 leg skips it, the Java
+# program does not depend on the server)
 my ($out, $err) = ('', '');
-run([ "$reader_dir/selftest", $broker ], '>', \$out, '2>', \$err);
-is($?, 0, 'DebeziumRead passes good records and fails each kind of broken one')
-  or diag("$out\n$err");
+SKIP:
+{
+	skip 'STREAMKAFKA_SKIP_DEBEZIUM_SELFTEST is set', 1
+	  if $ENV{STREAMKAFKA_SKIP_DEBEZIUM_SELFTEST};
+	run([ "$reader_dir/selftest", $broker ], '>', \$out, '2>', \$err);
+	is($?, 0, 'DebeziumRead passes good records and fails each kind of broken one')
+	  or diag("$out\n$err");
+}
 
 my $orders = unique_topic('dbz-orders');
 my $lines = unique_topic('dbz-lines');
