@@ -134,15 +134,12 @@ enqueue_drop(uint32 nevents)
 	unlogged = 0;
 }
 
-/*
- * enqueue_reserve_policy - reserve a block under an overflow policy.  False:
- * the events were dropped by the policy (counted).  Fails with SQLSTATE 53000 under error and block.
- */
 /* ERROR: the queue, or the database's share of it, has no room */
 static void
-enqueue_reject(SkReserveResult result, uint64 block_length, uint32 nevents, bool at_commit)
+enqueue_reject(SkReserveResult result, uint64 block_length, uint32 nevents, bool at_commit,
+			   int policy)
 {
-	const char *waited = sk_overflow == SK_OVERFLOW_BLOCK ?
+	const char *waited = policy == SK_OVERFLOW_BLOCK ?
 		", and no room came free within streamkafka.enqueue_timeout_ms" : "";
 
 	metrics_count_rejected(nevents);
@@ -180,7 +177,8 @@ enqueue_reject(SkReserveResult result, uint64 block_length, uint32 nevents, bool
 
 /*
  * enqueue_reserve_policy - reserve a block under an overflow policy.  False:
- * the events were dropped by the policy (counted).  Fails with SQLSTATE 53000 under error and block.
+ * the events were dropped by the policy (counted).  Fails with SQLSTATE
+ * 53000 under error and block.
  * A database whose share of the queue is used up is treated as a full queue,
  * except that drop_oldest then evicts nothing (the oldest events may be
  * another database's).
@@ -205,7 +203,7 @@ enqueue_reserve_policy(uint64 block_length, uint32 nevents, bool at_commit, int 
 		enqueue_drop(nevents);
 		return false;
 	}
-	enqueue_reject(result, block_length, nevents, at_commit);
+	enqueue_reject(result, block_length, nevents, at_commit, policy);
 	pg_unreachable();
 }
 
