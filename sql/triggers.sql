@@ -66,6 +66,18 @@ DELETE FROM items WHERE id = 3;
 TRUNCATE items;
 SELECT * FROM pending();
 ROLLBACK;
+-- Debezium's times: ts_us and ts_ns are ts_ms in finer units, in the
+-- envelope and in source, the start of the statement that made the change
+BEGIN;
+INSERT INTO items VALUES (3, 'cap', 3);
+SELECT v->>'ts_us' = v #>> '{source,ts_us}' AS source_same,
+       (v->>'ts_us')::bigint / 1000 = (v->>'ts_ms')::bigint AS us_in_ms,
+       (v->>'ts_ns')::numeric = (v->>'ts_us')::numeric * 1000 AS ns_in_us,
+       (v->>'ts_us')::numeric BETWEEN extract(epoch FROM now()) * 1000000
+                                  AND extract(epoch FROM statement_timestamp()) * 1000000
+         AS in_the_transaction
+  FROM kafka_pending_events(), LATERAL (SELECT convert_from(value, 'UTF8')::jsonb AS v) e;
+ROLLBACK;
 
 -- no primary key and no key columns: keyless
 CREATE TABLE log_lines (line text);

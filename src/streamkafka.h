@@ -12,11 +12,18 @@
 
 #define STREAMKAFKA_VERSION "0.4.0"
 
+/* a timestamp as Unix epoch microseconds */
+static inline int64
+sk_unix_us(TimestampTz ts)
+{
+	return ts + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+}
+
 /* a timestamp as Unix epoch milliseconds, as Kafka and Debezium count time */
 static inline int64
 sk_unix_ms(TimestampTz ts)
 {
-	return ts / 1000 + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+	return sk_unix_us(ts) / 1000;
 }
 
 /* true in processes where the library came from shared_preload_libraries */

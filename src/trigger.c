@@ -103,7 +103,7 @@ typedef struct TriggerLayout
 	int			ends_head_len;
 	ChangeOp	ends_op;
 	TransactionId ends_xid;
-	int64		ends_ts_ms;
+	int64		ends_ts_us;
 } TriggerLayout;
 
 static HTAB *layouts = NULL;
@@ -439,14 +439,23 @@ append_json_field(StringInfo buf, const char *name, const char *value)
  * statement's start, so a statement writing a million rows builds them once.
  * The tail stops before the transaction block: envelope_close() ends it.
  */
+/* Debezium's times of a change: "ts_ms":..,"ts_us":..,"ts_ns":.. */
+static void
+append_debezium_times(StringInfo buf, int64 ts_us)
+{
+	appendStringInfo(buf, "\"ts_ms\":" INT64_FORMAT ",\"ts_us\":" INT64_FORMAT
+					 ",\"ts_ns\":" INT64_FORMAT, ts_us / 1000, ts_us, ts_us * 1000);
+}
+
 static void
 envelope_ends(TriggerLayout *layout, ChangeOp op)
 {
 	StringInfo	buf = &layout->ends;
-	int64		ts_ms = sk_unix_ms(GetCurrentStatementStartTimestamp());
+	int64		ts_us = sk_unix_us(GetCurrentStatementStartTimestamp());
+	int64		ts_ms = ts_us / 1000;
 	TransactionId xid = GetTopTransactionIdIfAny();
 
-	if (op == layout->ends_op && xid == layout->ends_xid && ts_ms == layout->ends_ts_ms)
+	if (op == layout->ends_op && xid == layout->ends_xid && ts_us == layout->ends_ts_us)
 		return;
 	resetStringInfo(buf);
 	appendStringInfoChar(buf, '{');
@@ -465,19 +474,19 @@ envelope_ends(TriggerLayout *layout, ChangeOp op)
 		append_json_field(buf, "version", "streamkafka-" STREAMKAFKA_VERSION);
 		append_json_field(buf, "connector", "postgresql");
 		append_json_field(buf, "name", layout->database);
-		appendStringInfo(buf, "\"ts_ms\":" INT64_FORMAT ",\"snapshot\":\"%s\",\"sequence\":null,",
-						 ts_ms, op == CHANGE_READ ? "true" :
-						 op == CHANGE_READ_LAST ? "last" : "false");
+		append_debezium_times(buf, ts_us);
+		appendStringInfo(buf, ",\"snapshot\":\"%s\",\"sequence\":null,",
+						 op == CHANGE_READ ? "true" : op == CHANGE_READ_LAST ? "last" : "false");
 		append_json_field(buf, "db", layout->database);
 		append_json_field(buf, "schema", layout->schema);
 		append_json_field(buf, "table", layout->table);
 		appendStringInfo(buf, "\"txId\":%u,\"lsn\":null,\"xmin\":null},", xid);
 		append_json_field(buf, "op", op_name(op, layout->format));
-		appendStringInfo(buf, "\"ts_ms\":" INT64_FORMAT, ts_ms);
+		append_debezium_times(buf, ts_us);
 	}
 	layout->ends_op = op;
 	layout->ends_xid = xid;
-	layout->ends_ts_ms = ts_ms;
+	layout->ends_ts_us = ts_us;
 }
 
 /* the buffers one change is written into, kept for the backend's life */

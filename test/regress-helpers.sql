@@ -76,8 +76,8 @@ $$;
 CREATE OR REPLACE FUNCTION pending() RETURNS TABLE (topic text, key jsonb, value jsonb)
 LANGUAGE sql AS $$
     SELECT topic, key::jsonb,
-           convert_from(value, 'UTF8')::jsonb - 'ts_ms' - 'txid'
-             #- '{source,ts_ms}' #- '{source,txId}'
+           convert_from(value, 'UTF8')::jsonb - 'ts_ms' - 'ts_us' - 'ts_ns' - 'txid'
+             #- '{source,ts_ms}' #- '{source,ts_us}' #- '{source,ts_ns}' #- '{source,txId}'
       FROM kafka_pending_events()
 $$;
 
