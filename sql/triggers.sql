@@ -97,6 +97,10 @@ UPDATE items SET price = 6 WHERE id = 21;
 SELECT key, value->>'op' AS op, value #>> '{before,id}' AS before_id,
        value #>> '{after,id}' AS after_id
   FROM pending();
+-- the delete names the new key, the insert the old one (Debezium's headers);
+-- the tombstone and the plain update carry none
+SELECT key, value IS NULL AS tombstone, headers
+  FROM kafka_pending_events();
 ROLLBACK;
 -- the same in the debezium envelope, without tombstones
 SELECT kafka_stream_table('items', topic => 'shop.items', format => 'debezium',

@@ -495,6 +495,8 @@ typedef struct ChangeBuffers
 	StringInfoData value;
 	StringInfoData before_key;	/* the key of the before image */
 	StringInfoData after_key;	/* the key of the after image */
+	StringInfoData headers;		/* packed: a key change's __debezium.* header */
+	uint16		nheaders;
 } ChangeBuffers;
 
 static ChangeBuffers *
@@ -510,6 +512,8 @@ change_buffers(void)
 		initStringInfo(&buffers->value);
 		initStringInfo(&buffers->before_key);
 		initStringInfo(&buffers->after_key);
+		initStringInfo(&buffers->headers);
+		buffers->nheaders = 0;
 		MemoryContextSwitchTo(old);
 	}
 	return buffers;
@@ -569,10 +573,17 @@ static void
 queue_change(TriggerLayout *layout, Relation rel, const StringInfo value, const StringInfo key,
 			 bool transactional)
 {
+	ChangeBuffers *buffers = change_buffers();
 	SkEvent		event = {0};
 
 	if (value != NULL)
 		envelope_close(value, layout, rel, transactional);
+	if (value != NULL && buffers->nheaders > 0)
+	{
+		event.headers = buffers->headers.data;
+		event.headers_len = buffers->headers.len;
+		event.nheaders = buffers->nheaders;
+	}
 	event.value = value ? value->data : NULL;
 	event.value_len = value ? value->len : -1;
 	event.key = key ? key->data : NULL;
@@ -585,6 +596,44 @@ queue_change(TriggerLayout *layout, Relation rel, const StringInfo value, const 
 	if (transactional)
 		pending_note_table(RelationGetRelid(rel));
 	publish(&event, transactional);
+}
+
+static void queue_row_change(ChangeBuffers *buffers, TriggerLayout *layout, Relation rel,
+							 ChangeOp op, HeapTuple before, HeapTuple after);
+
+/* the header the next row event carries (NULL name: none) */
+static void
+set_key_header(ChangeBuffers *buffers, const char *name, const char *key, int key_len)
+{
+	resetStringInfo(&buffers->headers);
+	buffers->nheaders = 0;
+	if (name == NULL)
+		return;
+	event_append_header(&buffers->headers, name, strlen(name), key, key_len);
+	buffers->nheaders = 1;
+}
+
+/*
+ * queue_key_change - an UPDATE that changed the key: a delete under the old
+ * key (and its tombstone) carrying the new key in a __debezium.newkey
+ * header, then an insert under the new key carrying the old one in
+ * __debezium.oldkey, as Debezium sends them
+ */
+static void
+queue_key_change(ChangeBuffers *buffers, TriggerLayout *layout, Relation rel,
+				 HeapTuple before, HeapTuple after)
+{
+	/* copies: building each event rewrites the buffers' keys */
+	char	   *old_key = pnstrdup(buffers->before_key.data, buffers->before_key.len);
+	char	   *new_key = pnstrdup(buffers->after_key.data, buffers->after_key.len);
+
+	set_key_header(buffers, "__debezium.newkey", new_key, strlen(new_key));
+	queue_row_change(buffers, layout, rel, CHANGE_DELETE, before, NULL);
+	set_key_header(buffers, "__debezium.oldkey", old_key, strlen(old_key));
+	queue_row_change(buffers, layout, rel, CHANGE_INSERT, NULL, after);
+	set_key_header(buffers, NULL, NULL, 0);
+	pfree(old_key);
+	pfree(new_key);
 }
 
 /*
@@ -608,8 +657,7 @@ queue_row_change(ChangeBuffers *buffers, TriggerLayout *layout, Relation rel, Ch
 		 memcmp(buffers->before_key.data, buffers->after_key.data,
 				buffers->after_key.len) != 0))
 	{
-		queue_row_change(buffers, layout, rel, CHANGE_DELETE, before, NULL);
-		queue_row_change(buffers, layout, rel, CHANGE_INSERT, NULL, after);
+		queue_key_change(buffers, layout, rel, before, after);
 		return;
 	}
 	queue_change(layout, rel, &buffers->value, after ? after_key : before_key, true);
@@ -662,6 +710,7 @@ streamkafka_trigger(PG_FUNCTION_ARGS)
 				 errhint("Attach it with kafka_stream_table().")));
 	layout = layout_get(td->tg_trigger, td->tg_relation);
 	buffers = change_buffers();
+	set_key_header(buffers, NULL, NULL, 0);	/* none left by an error */
 	op = trigger_op(td);
 	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
 	{
@@ -692,6 +741,7 @@ trigger_snapshot_row(Trigger *trigger, Relation rel, HeapTuple row, bool last)
 
 	if (layout->has_filter && !rowfilter_matches(&layout->filter, row))
 		return 0;
+	set_key_header(buffers, NULL, NULL, 0);
 	build_envelope(buffers, layout, RelationGetDescr(rel), last ? CHANGE_READ_LAST : CHANGE_READ,
 				   NULL, row);
 	queue_change(layout, rel, &buffers->value, layout->has_key ? &buffers->after_key : NULL,
