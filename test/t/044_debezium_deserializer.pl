@@ -1,7 +1,8 @@
 # Debezium's own deserializer reads every event of Debezium-envelope streams
 # against a real broker: creates, updates, key changes, deletes and their
 # tombstones, truncates, snapshot reads, and the transaction metadata topic,
-# in memory mode and then in durable mode.  test/debezium's DebeziumRead
+# in memory mode and then in durable mode; key changes carry Debezium's
+# __debezium.newkey / __debezium.oldkey headers.  test/debezium's DebeziumRead
 # (io.debezium.serde.DebeziumSerdes, io.debezium 3.6.1.Final) deserializes
 # each record strictly (a field Debezium does not define fails), checks each
 # op against Debezium's Envelope.Operation and its images, each tombstone
@@ -13,6 +14,7 @@ use warnings;
 
 use File::Basename qw(dirname);
 use IPC::Run qw(run);
+use JSON::PP qw(decode_json);
 use PostgreSQL::Test::Utils;
 use Test::More;
 use StreamKafkaTest;
@@ -109,6 +111,25 @@ is(sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'streamkafka
 	'the events went through the slot');
 $reads += sql("SELECT kafka_snapshot_table('orders')");
 is(sql('SELECT kafka_flush(60000)'), 't', 'a second snapshot, through the WAL, delivered');
+
+# each key change: the delete names the new key, the insert the old one
+my @key_headers;
+for my $m (@{ consume_topic($bootstrap, $orders) })
+{
+	for my $h (grep { $_->[0] =~ /^__debezium\./ } @{ $m->{headers} })
+	{
+		my $op = defined $m->{payload} ? decode_json($m->{payload})->{op} : 'tombstone';
+		push @key_headers, "$op $m->{key} $h->[0]=$h->[1]";
+	}
+}
+is_deeply([ sort @key_headers ],
+	[
+		'c {"id":1003} __debezium.oldkey={"id":1002}',
+		'c {"id":2003} __debezium.oldkey={"id":2002}',
+		'd {"id":1002} __debezium.newkey={"id":1003}',
+		'd {"id":2002} __debezium.newkey={"id":2003}'
+	],
+	"key changes carry Debezium's __debezium.newkey and __debezium.oldkey headers");
 
 my $records = 0;
 $records += scalar @{ consume_topic($bootstrap, $_) } for ($orders, $lines, $tx_topic);
