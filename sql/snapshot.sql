@@ -29,7 +29,7 @@ SELECT kafka_stream_table('snap', topic => 'snap.dbz', format => 'debezium',
 SELECT kafka_snapshot_table('snap', row_filter => 'id <= 10');
 SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
 SELECT convert_from(key, 'UTF8') AS key, v->>'op' AS op, v->'source'->>'snapshot' AS snapshot,
-       v->'before' AS before
+       v->'before' AS before, v->'source'->'txId' AS txid, v->'transaction' AS transaction
   FROM (SELECT key, "offset", convert_from(value, 'UTF8')::jsonb AS v
           FROM kafka_test_consume('snap.dbz')) c
  ORDER BY (v #>> '{after,id}')::integer;

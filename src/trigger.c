@@ -439,6 +439,16 @@ append_json_field(StringInfo buf, const char *name, const char *value)
  * statement's start, so a statement writing a million rows builds them once.
  * The tail stops before the transaction block: envelope_close() ends it.
  */
+/* "name":xid, (null for a snapshot's rows: they belong to no transaction) */
+static void
+append_xid_field(StringInfo buf, const char *name, TransactionId xid)
+{
+	if (TransactionIdIsValid(xid))
+		appendStringInfo(buf, "\"%s\":%u,", name, xid);
+	else
+		appendStringInfo(buf, "\"%s\":null,", name);
+}
+
 /* Debezium's times of a change: "ts_ms":..,"ts_us":..,"ts_ns":.. */
 static void
 append_debezium_times(StringInfo buf, int64 ts_us)
@@ -463,7 +473,8 @@ envelope_ends(TriggerLayout *layout, ChangeOp op)
 	{
 		append_json_field(buf, "op", op_name(op, layout->format));
 		appendStringInfoString(buf, layout->names);
-		appendStringInfo(buf, "\"txid\":%u,\"ts_ms\":" INT64_FORMAT ",\"before\":", xid, ts_ms);
+		append_xid_field(buf, "txid", xid);
+		appendStringInfo(buf, "\"ts_ms\":" INT64_FORMAT ",\"before\":", ts_ms);
 		layout->ends_head_len = buf->len;
 	}
 	else
@@ -480,7 +491,8 @@ envelope_ends(TriggerLayout *layout, ChangeOp op)
 		append_json_field(buf, "db", layout->database);
 		append_json_field(buf, "schema", layout->schema);
 		append_json_field(buf, "table", layout->table);
-		appendStringInfo(buf, "\"txId\":%u,\"lsn\":null,\"xmin\":null},", xid);
+		append_xid_field(buf, "txId", xid);
+		appendStringInfoString(buf, "\"lsn\":null,\"xmin\":null},");
 		append_json_field(buf, "op", op_name(op, layout->format));
 		append_debezium_times(buf, ts_us);
 	}
