@@ -433,12 +433,6 @@ append_json_field(StringInfo buf, const char *name, const char *value)
 	appendStringInfoChar(buf, ',');
 }
 
-/*
- * envelope_ends - make layout->ends the envelope's head and tail for this
- * change: they depend only on the operation, the transaction and the
- * statement's start, so a statement writing a million rows builds them once.
- * The tail stops before the transaction block: envelope_close() ends it.
- */
 /* "name":xid, (null for a snapshot's rows: they belong to no transaction) */
 static void
 append_xid_field(StringInfo buf, const char *name, TransactionId xid)
@@ -457,6 +451,12 @@ append_debezium_times(StringInfo buf, int64 ts_us)
 					 ",\"ts_ns\":" INT64_FORMAT, ts_us / 1000, ts_us, ts_us * 1000);
 }
 
+/*
+ * envelope_ends - make layout->ends the envelope's head and tail for this
+ * change: they depend only on the operation, the transaction and the
+ * statement's start, so a statement writing a million rows builds them once.
+ * The tail stops before the transaction block: envelope_close() ends it.
+ */
 static void
 envelope_ends(TriggerLayout *layout, ChangeOp op)
 {
