@@ -90,15 +90,17 @@ txmeta_start(void)
 	MemoryContextReset(xact_context);
 	xact_lxid = MyProc->SK_lxid;
 	active = sk_transaction_topic[0] != '\0';
-	topic = MemoryContextStrdup(xact_context, sk_transaction_topic);
-	snprintf(id, sizeof(id), UINT64_FORMAT,
-			 U64FromFullTransactionId(GetTopFullTransactionId()));
 	begun = ended = false;
 	total = 0;
 	tables = NULL;
 	ntables = max_tables = 0;
 	marks = NULL;
 	nmarks = max_marks = 0;
+	if (!active)
+		return;
+	topic = MemoryContextStrdup(xact_context, sk_transaction_topic);
+	snprintf(id, sizeof(id), UINT64_FORMAT,
+			 U64FromFullTransactionId(GetTopFullTransactionId()));
 }
 
 /* true if the current transaction sends metadata and has counted events */
