@@ -1,19 +1,28 @@
-# 042's workload and checks with streamkafka.durability = 'wal': the change
-# events, the snapshots' rows and the transaction metadata go through the
-# WAL and the worker's logical decoding, and a consumer still rebuilds each
-# table from its stream.
+# A consumer that keeps a copy of a streamed table can rebuild it from the
+# stream in durable mode (streamkafka.durability = 'wal'): TableRebuild's
+# workload and checks, as in 042, with the change events, the snapshots'
+# rows and the transaction metadata going through the WAL and the worker's
+# logical decoding; and the slot confirmed past the whole workload.
 use strict;
 use warnings;
 
-use File::Basename qw(dirname);
-use File::Spec;
-# loaded here, not by the file run below: their INIT blocks set up the test
-# directories, and a file run by do() is too late for INIT
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use StreamKafkaTest;
+use TableRebuild;
 
-$ENV{STREAMKAFKA_REBUILD_DURABLE} = 1;
-my $file = File::Spec->rel2abs(dirname(__FILE__) . '/042_table_rebuild.pl');
-do $file or die($@ || "cannot run $file: $!");
+my $node = rebuild_start("wal_level = logical\nstreamkafka.durability = 'wal'\n");
+trust_streamkafka_plugin($node);
+$node->restart;
+ok($node->poll_query_until('postgres', "SELECT finding = 'wal: ok' FROM kafka_durability()"),
+	'durable mode works');
+my $workload_end = rebuild_workload();
+is($node->safe_psql('postgres', "SELECT confirmed_flush_lsn >= '$workload_end' "
+		  . "FROM pg_replication_slots WHERE slot_name = 'streamkafka'"),
+	't', 'the worker decoded the whole workload from the WAL');
+rebuild_check_copies();
+rebuild_check_transactions();
+rebuild_check_compacted();
+
+$node->stop;
+done_testing();
