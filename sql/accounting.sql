@@ -135,6 +135,26 @@ SELECT delivered - :delivered0 AS delivered FROM kafka_stats;
 SELECT convert_from(value, 'UTF8') AS value
   FROM kafka_test_consume('acct.breaker') ORDER BY 1;
 SELECT * FROM acct_identity();
+-- a reload that rebuilds the producer starts the new one with a closed
+-- breaker: the failures that opened it were the old producer's (here its
+-- brokers were down, as when streamkafka.brokers named the wrong ones; the
+-- new producer's mock cluster is up), and the recovery timeout is not waited
+ALTER SYSTEM SET streamkafka.breaker_recovery_timeout_ms = 600000;
+SELECT pg_reload_conf();
+SELECT kafka_mock_fault('brokers_down');
+SELECT wait_for($$SELECT state = 'open' FROM kafka_breaker$$, watch_progress => true) AS opened;
+SELECT count(kafka_publish('acct.rebuilt', 'held-' || g, transactional => false))
+  FROM generate_series(1, 3) g;
+ALTER SYSTEM SET streamkafka.linger_ms = 2;
+SELECT pg_reload_conf();
+SELECT wait_for($$SELECT state = 'closed' FROM kafka_breaker$$, watch_progress => true) AS closed;
+SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
+SELECT convert_from(value, 'UTF8') AS value
+  FROM kafka_test_consume('acct.rebuilt') ORDER BY 1;
+ALTER SYSTEM RESET streamkafka.linger_ms;
+ALTER SYSTEM SET streamkafka.breaker_recovery_timeout_ms = 300;
+SELECT pg_reload_conf();
+SELECT * FROM acct_identity();
 
 -- 5. a frozen counter: the identity's checks now fail, by the frozen count
 SELECT kafka_test_freeze_counter('delivered');

@@ -20,6 +20,9 @@
  * again.  With no event to probe with, a statistics report with a broker up
  * closes it, and one with every broker down opens it.
  *
+ * A new producer (the worker's first, or one rebuilt after a reload or a
+ * fatal error) starts CLOSED, whatever the previous one's state.
+ *
  * The state is in shared memory for the view, under a spinlock; only the
  * worker writes it.  Failures and successes are recorded from librdkafka
  * callbacks (plain C, no elog), so state changes are logged later, by
@@ -103,14 +106,21 @@ breaker_enter(SkBreakerState state, TimestampTz now)
 }
 
 /*
- * breaker_reset - a new worker starts closed
+ * breaker_reset - a new producer (a new worker's, or one rebuilt after a
+ * reload or a fatal error) starts with the breaker closed: the failures
+ * counted so far were the previous producer's, with other settings, and say
+ * nothing about this one
  */
 void
 breaker_reset(void)
 {
+	TimestampTz now = GetCurrentTimestamp();
+
 	SpinLockAcquire(&sk_breaker->lock);
-	sk_breaker->state = SK_BREAKER_CLOSED;
-	sk_breaker->since = GetCurrentTimestamp();
+	if (sk_breaker->state != SK_BREAKER_CLOSED)
+		breaker_enter(SK_BREAKER_CLOSED, now);
+	else if (sk_breaker->since == 0)
+		sk_breaker->since = now;
 	sk_breaker->consecutive_failures = 0;
 	SpinLockRelease(&sk_breaker->lock);
 	probe_sent = false;

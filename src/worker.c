@@ -109,15 +109,17 @@ worker_drain_wake_pipe(void)
 
 /*
  * worker_start_producer - build a producer from the settings; on success the
- * previous one (if any) was stopped and the walk restarts with a new
- * generation, on failure the previous one keeps running
+ * previous one (if any) was stopped, the breaker starts closed and the walk
+ * restarts with a new generation, on failure the previous one keeps running
  */
 static void
 worker_start_producer(int old_flush_timeout_ms)
 {
 	last_start_attempt = GetCurrentTimestamp();
-	if (producer_start(wake_pipe[1], old_flush_timeout_ms, &sender_handler))
-		sender_restart(ring_new_producer_generation());
+	if (!producer_start(wake_pipe[1], old_flush_timeout_ms, &sender_handler))
+		return;
+	breaker_reset();
+	sender_restart(ring_new_producer_generation());
 }
 
 /* on SIGHUP: re-read settings, rebuild the producer if they changed */
