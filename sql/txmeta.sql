@@ -101,7 +101,55 @@ SELECT key, what, total_order FROM tx_pending;
 COMMIT;
 SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
 SELECT count(*) AS transaction_events FROM kafka_test_consume('shop.tx');
+
+-- the same when a reload changes it in the middle of a transaction (set in
+-- postgresql.conf, not in the session): the transaction's BEGIN and END go
+-- to the topic of its first change.  A backend takes a reload between
+-- statements: each generated statement waits 0.1 s until this one has.
 RESET streamkafka.transaction_topic;
+ALTER SYSTEM SET streamkafka.transaction_topic = 'shop.tx.a';
+SELECT pg_reload_conf();
+\set ECHO none
+\o /dev/null
+SELECT format('SELECT pg_sleep(0.1) WHERE current_setting(%L) <> %L',
+              'streamkafka.transaction_topic', 'shop.tx.a') FROM generate_series(1, 50) \gexec
+\o
+\set ECHO all
+SHOW streamkafka.transaction_topic;
+ALTER SYSTEM SET streamkafka.transaction_topic = 'shop.tx.b';
+BEGIN;
+INSERT INTO orders VALUES (33, 'new');
+SELECT pg_reload_conf();
+\set ECHO none
+\o /dev/null
+SELECT format('SELECT pg_sleep(0.1) WHERE current_setting(%L) <> %L',
+              'streamkafka.transaction_topic', 'shop.tx.b') FROM generate_series(1, 50) \gexec
+\o
+\set ECHO all
+SHOW streamkafka.transaction_topic;
+INSERT INTO orders VALUES (34, 'new');
+SELECT topic, key, what, total_order FROM tx_pending;
+COMMIT;
+SELECT wait_for('SELECT queue_events = 0 FROM kafka_stats', watch_progress => true) AS idle;
+SELECT v->>'status' AS status, v->'event_count' AS event_count
+  FROM kafka_test_consume('shop.tx.a'),
+       LATERAL (SELECT convert_from(value, 'UTF8')::jsonb AS v) e
+ ORDER BY v->>'status' = 'END';
+SELECT count(*) AS events_in_b FROM kafka_test_consume('shop.tx.b');
+-- the next transaction takes the new topic
+BEGIN;
+INSERT INTO orders VALUES (35, 'new');
+SELECT topic, what FROM tx_pending WHERE what = 'BEGIN';
+ROLLBACK;
+ALTER SYSTEM RESET streamkafka.transaction_topic;
+SELECT pg_reload_conf();
+\set ECHO none
+\o /dev/null
+SELECT format('SELECT pg_sleep(0.1) WHERE current_setting(%L) <> %L',
+              'streamkafka.transaction_topic', '') FROM generate_series(1, 50) \gexec
+\o
+\set ECHO all
+SHOW streamkafka.transaction_topic;
 BEGIN;
 INSERT INTO orders VALUES (32, 'new');
 SELECT key, value->'transaction' AS transaction FROM pending();
