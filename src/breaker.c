@@ -4,10 +4,14 @@
  *
  * CLOSED: events flow.  After streamkafka.breaker_failure_threshold
  * consecutive failures it opens.  A failure is a delivery report with an
- * error, an event librdkafka refused, an error event saying every broker is
- * down or that authentication or name resolution failed, or a statistics
- * report (every second) in which no broker is up and one was tried.  A
- * successful delivery resets the count.
+ * error, an event librdkafka refused, an error event saying that
+ * authentication or name resolution failed, and, while events wait (sent
+ * or not), an error event saying every broker is down or a statistics
+ * report (every second) in which no broker is up and one was tried.  An
+ * idle producer's brokers are not failing: Kafka closes connections nobody
+ * used (connections.max.idle.ms, 10 minutes by default), librdkafka reports
+ * that as every broker down, and connects again when it has something to
+ * send.  A successful delivery resets the count.
  *
  * OPEN: the sender hands nothing more to librdkafka; new events wait in the
  * shared-memory queue.  (Events librdkafka already holds stay with it and
@@ -18,7 +22,7 @@
  * HALF_OPEN: one event is sent as a probe.  Its acknowledgement closes the
  * breaker; its failure, or no answer within the recovery timeout, opens it
  * again.  With no event to probe with, a statistics report with a broker up
- * closes it, and one with every broker down opens it.
+ * closes it.
  *
  * A new producer (the worker's first, or one rebuilt after a reload or a
  * fatal error) starts CLOSED, whatever the previous one's state.
@@ -38,6 +42,7 @@
 #include "utils/timestamp.h"
 
 #include "breaker.h"
+#include "ring.h"
 #include "settings.h"
 #include "sqlvalue.h"
 #include "streamkafka.h"
@@ -164,16 +169,28 @@ breaker_success(void)
 }
 
 /*
- * breaker_brokers_seen - a statistics report counted brokers up and down
+ * breaker_brokers_down - every broker is down: a failure only while events
+ * wait (plain C)
  */
 void
-breaker_brokers_seen(int up, int down)
+breaker_brokers_down(const char *why)
+{
+	if (ring_unfinished_events() > 0)
+		breaker_failure(why);
+}
+
+/*
+ * breaker_brokers_seen - a statistics report counted brokers up and tried
+ * but not connected
+ */
+void
+breaker_brokers_seen(int up, int not_connected)
 {
 	bool		half_open_idle;
 
-	if (up == 0 && down > 0)
+	if (up == 0 && not_connected > 0)
 	{
-		breaker_failure("no broker is up");
+		breaker_brokers_down("no broker is up");
 		return;
 	}
 	SpinLockAcquire(&sk_breaker->lock);

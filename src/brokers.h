@@ -11,12 +11,13 @@
 #define SK_MAX_BROKERS		64
 #define SK_BROKER_NAME_LEN	128
 #define SK_BROKER_ERROR_LEN	160
+#define SK_BROKER_STATE_LEN	24	/* librdkafka's longest, APIVERSION_QUERY, has 16 */
 
 typedef struct SkBroker
 {
 	char		name[SK_BROKER_NAME_LEN];	/* host:port/id as librdkafka names it */
 	int32		id;				/* -1: a bootstrap entry */
-	char		state[16];
+	char		state[SK_BROKER_STATE_LEN];
 	int64		rtt_avg_us;
 	int64		rtt_p99_us;
 	int64		requests_waiting;	/* queued to send plus awaiting a response */

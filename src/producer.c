@@ -114,8 +114,10 @@ on_error(rd_kafka_t *handle pg_attribute_unused(), int err, const char *reason,
 	if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__RESOLVE ||
 		err == RD_KAFKA_RESP_ERR__SSL)
 		broker_failure_cause = err;
-	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
-		err == RD_KAFKA_RESP_ERR__RESOLVE || err == RD_KAFKA_RESP_ERR__SSL)
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		breaker_brokers_down(text);
+	else if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__RESOLVE ||
+			 err == RD_KAFKA_RESP_ERR__SSL)
 		breaker_failure(text);
 	log_record("librdkafka error %s", text);
 }

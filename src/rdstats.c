@@ -13,11 +13,13 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
+#include "utils/timestamp.h"
 
 #include "breaker.h"
 #include "brokers.h"
 #include "metrics.h"
 #include "rdstats.h"
+#include "ring.h"
 
 /* a string field of a JSON object, or NULL */
 static const char *
@@ -44,36 +46,62 @@ json_int_field(JsonbContainer *object, const char *key, int64 fallback)
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
 }
 
-/*
- * one broker entry's state: 1 up; -1 down (not up, and a connection was
- * tried: between reconnect attempts librdkafka may show any state); 0 never
- * tried (librdkafka connects sparsely, only to brokers it needs)
- */
-static int
+/* a broker connecting for this long (librdkafka's stateage, in us) is down */
+#define BROKER_DOWN_AFTER_US	1000000
+/* with nothing waiting, no broker up for this long: the cluster is down */
+#define CLUSTER_DOWN_AFTER_MS	5000
+
+static TimestampTz last_up_at = 0;	/* last report with a broker up */
+
+typedef enum BrokerState
+{
+	BROKER_UP,
+	BROKER_UNTRIED,				/* never tried: librdkafka connects sparsely,
+								 * only to brokers it needs */
+	BROKER_NOT_CONNECTED,		/* tried before, but now INIT, where librdkafka
+								 * keeps a broker it has nothing for (one whose
+								 * idle connection the broker closed waits
+								 * there), or connecting for under a second */
+	BROKER_DOWN					/* connecting, or waiting to, for a second or
+								 * more */
+} BrokerState;
+
+/* one broker entry's state */
+static BrokerState
 broker_state(JsonbContainer *broker)
 {
 	int			len;
 	const char *state = json_string_field(broker, "state", &len);
 
 	if (state && brokers_state_is_up(state, len))
-		return 1;
-	return json_int_field(broker, "connects", 0) > 0 ? -1 : 0;
+		return BROKER_UP;
+	if (json_int_field(broker, "connects", 0) == 0)
+		return BROKER_UNTRIED;
+	if ((state && len == 4 && memcmp(state, "INIT", 4) == 0) ||
+		json_int_field(broker, "stateage", BROKER_DOWN_AFTER_US) < BROKER_DOWN_AFTER_US)
+		return BROKER_NOT_CONNECTED;
+	return BROKER_DOWN;
 }
 
-/* counts of brokers by state */
+/*
+ * counts of brokers by state: down (a second or more), and not_connected
+ * (down included), which is what counts when no broker is up
+ */
 typedef struct BrokerCounts
 {
 	int			total;
 	int			up;
 	int			down;
+	int			not_connected;
 } BrokerCounts;
 
 static void
-broker_count(BrokerCounts *counts, int state)
+broker_count(BrokerCounts *counts, BrokerState state)
 {
 	counts->total++;
-	counts->up += state > 0;
-	counts->down += state < 0;
+	counts->up += state == BROKER_UP;
+	counts->down += state == BROKER_DOWN;
+	counts->not_connected += state == BROKER_DOWN || state == BROKER_NOT_CONNECTED;
 }
 
 /* a nested object field of a JSON object, or NULL */
@@ -141,6 +169,28 @@ batch_sizes(JsonbContainer *stats, SkBrokerSnapshot *snap)
 }
 
 /*
+ * brokers_down - the brokers kafka_stats and kafka_health() call down.  With
+ * no broker up, every broker tried and not connected is, once events wait
+ * or after CLUSTER_DOWN_AFTER_MS; before that an idle producer's brokers may
+ * just have had their idle connections closed (connections.max.idle.ms),
+ * and librdkafka connects again.  With one up, the others not connected are
+ * idle (librdkafka connects only to brokers it needs), not down.
+ */
+static int
+brokers_down(const BrokerCounts *counts)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (counts->up > 0 || last_up_at == 0)
+		last_up_at = now;
+	if (counts->up == 0 &&
+		(ring_unfinished_events() > 0 ||
+		 TimestampDifferenceExceeds(last_up_at, now, CLUSTER_DOWN_AFTER_MS)))
+		return counts->not_connected;
+	return counts->down;
+}
+
+/*
  * rdstats_process - count the cluster's brokers by state and describe each.
  * Brokers learned from metadata count; the configured bootstrap entries
  * count only while no broker was ever learned (then they are all there is:
@@ -191,7 +241,7 @@ rdstats_process(const char *json)
 		snap = bootstrap;
 	}
 	batch_sizes(&stats->root, snap);
-	metrics_set_brokers(learned.total, learned.up, learned.down);
+	metrics_set_brokers(learned.total, learned.up, brokers_down(&learned));
 	brokers_publish(snap);
-	breaker_brokers_seen(learned.up, learned.down);
+	breaker_brokers_seen(learned.up, learned.not_connected);
 }

@@ -1,0 +1,108 @@
+# An idle producer's brokers are not failing.  Kafka closes connections
+# nobody used (connections.max.idle.ms: 10 minutes by default, 2 s on this
+# test's own broker); librdkafka then reports every broker down and waits,
+# not connected, until it has something to send.  Counted as failures, that
+# opened an idle server's circuit breaker and made kafka_health() say
+# "all brokers down" while Kafka was fine.  Then a broker that is really
+# gone while events wait must still open the breaker.
+#
+# The broker is this test's own (test/kafka/kafka-ctl up DIR 1) on
+# STREAMKAFKA_TEST_IDLE_PORT (default 19520, its controller on 19521).
+use strict;
+use warnings;
+
+use File::Path qw(rmtree);
+use Time::HiRes qw(sleep time);
+use PostgreSQL::Test::Utils;
+use Test::More;
+use lib 't/../perl';
+use StreamKafkaTest;
+
+my $idle_ms = 2000;
+my $watch_s = 16;
+
+$ENV{KAFKA_BASE_PORT} = $ENV{STREAMKAFKA_TEST_IDLE_PORT} // 19520;
+my $dir = "$PostgreSQL::Test::Utils::tmp_check/kafka-idle";
+rmtree($dir);
+my $broker_started = 0;
+
+END
+{
+	local $?;
+	eval { kafka_ctl('down', $dir) } if $broker_started;
+}
+
+$broker_started = 1;
+my $bootstrap = do
+{
+	local $ENV{KAFKA_EXTRA_CONFIG} = "connections.max.idle.ms=$idle_ms";
+	kafka_ctl('up', $dir, 1);
+};
+my $topic = unique_topic('idle');
+create_topic($bootstrap, $topic, 1);
+
+my $node = start_pg_node('idle', $bootstrap,
+	"streamkafka.breaker_failure_threshold = 2\n"
+	  . "streamkafka.breaker_recovery_timeout_ms = 1000\n");
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+
+sub wait_for
+{
+	my ($sql, $what) = @_;
+	ok(poll_until($node, $sql, stall => 60), $what);
+}
+
+sql("SELECT kafka_publish('$topic', 'first', transactional => false)");
+wait_for("SELECT delivered = 1 FROM kafka_stats", 'the first event is delivered');
+
+# 1. idle: the broker closes the producer's connections again and again
+my $log_offset = -s $node->logfile;
+my (%breaker_states, %broker_checks, %broker_states);
+my $deadline = time() + $watch_s;
+while (time() < $deadline)
+{
+	my ($state, $opened, $check, $brokers) = split /\|/, sql(
+		"SELECT state, opened_count, kafka_health()->'checks'->>'brokers',
+		        (SELECT string_agg(state, ',') FROM kafka_brokers)
+		   FROM kafka_breaker");
+	$breaker_states{"$state, opened $opened"}++;
+	$broker_checks{$check}++;
+	$broker_states{$_}++ for split /,/, $brokers // '';
+	sleep 0.25;
+}
+my $closes = () = slurp_file($node->logfile, $log_offset) =~ /_ALL_BROKERS_DOWN/g;
+note("librdkafka reported every broker down $closes times in $watch_s s idle");
+note('broker states seen: ' . join(', ', map { "$_ x$broker_states{$_}" } sort keys %broker_states));
+cmp_ok($closes, '>=', 2, 'the broker closed the idle connections (librdkafka: all brokers down)');
+my @unknown = grep { !/^(INIT|DOWN|TRY_CONNECT|CONNECT|SSL_HANDSHAKE|AUTH_LEGACY|UP|UPDATE|
+	APIVERSION_QUERY|AUTH_HANDSHAKE|AUTH_REQ|REAUTH)$/x } keys %broker_states;
+is("@unknown", '', 'kafka_brokers shows librdkafka\'s state names whole');
+is(join('; ', sort keys %breaker_states), 'closed, opened 0',
+	'idle, the breaker stays closed and never opened');
+# "connecting": librdkafka looks for the cluster again from the bootstrap list
+is(join('; ', grep { $_ ne 'ok' && $_ ne 'connecting' } sort keys %broker_checks), '',
+	'idle, kafka_health() never finds a broker down');
+is(sql("SELECT kafka_health()->>'status'"), 'healthy', 'idle, kafka_health() is healthy');
+
+# 2. the next events go out on a new connection
+sql("SELECT count(kafka_publish('$topic', 'after-idle-' || g, transactional => false))
+       FROM generate_series(1, 10) g");
+wait_for("SELECT delivered = 11 FROM kafka_stats", 'events after the idle time are delivered');
+
+# 3. the broker really gone while events wait: the breaker opens, then closes
+#    once it is back, and everything is delivered
+kafka_ctl('node', $dir, 1, 'stop');
+sql("SELECT count(kafka_publish('$topic', 'outage-' || g, transactional => false))
+       FROM generate_series(1, 5) g");
+wait_for("SELECT opened_count >= 1 FROM kafka_breaker",
+	'a broker gone while events wait opens the breaker');
+like(sql("SELECT last_error FROM kafka_breaker"), qr/broker/i, 'the reason is the broker');
+kafka_ctl('node', $dir, 1, 'start');
+wait_for("SELECT delivered = 16 AND state = 'closed' FROM kafka_stats, kafka_breaker",
+	'broker back: every event delivered, the breaker closed');
+my $read = consume_topic($bootstrap, $topic);
+is(scalar @$read, 16, 'the consumer read all 16 events');
+identity_holds($node, 'at the end');
+
+$node->stop;
+done_testing();
