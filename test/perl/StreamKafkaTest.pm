@@ -11,6 +11,7 @@ use warnings;
 
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
+use File::Path qw(rmtree);
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use IPC::Run qw(run timeout);
@@ -22,7 +23,7 @@ use Test::More;
 use Exporter 'import';
 our @EXPORT = qw(kafka_bootstrap kafka3_sasl_broker kafka_ctl kafka_ctl_input unique_topic
   create_topic start_pg_node consume_topic poll_until wait_for_finished stats_row identity_gap
-  identity_holds http_get free_tcp_port trust_streamkafka_plugin);
+  identity_holds http_get free_tcp_port trust_streamkafka_plugin test_kafka);
 
 my $test_dir = dirname(abs_path(__FILE__)) . '/..';
 my $kafka_ctl = "$test_dir/kafka/kafka-ctl";
@@ -57,6 +58,22 @@ sub kafka_bootstrap
 }
 
 my $kafka3_dir;
+my @test_kafka_dirs;
+
+# test_kafka(NAME, NODES, EXTRA_CONFIG) - a Kafka of this test's own, NODES
+# nodes in tmp_check/kafka-NAME with EXTRA_CONFIG added to each node's
+# server.properties, on KAFKA_BASE_PORT (the test sets it: every kafka-ctl
+# call of the test is then about this one); stopped when the test ends.
+# Returns (its bootstrap list, its directory).
+sub test_kafka
+{
+	my ($name, $nodes, $extra) = @_;
+	my $dir = "$PostgreSQL::Test::Utils::tmp_check/kafka-$name";
+	rmtree($dir);
+	push @test_kafka_dirs, $dir;
+	local $ENV{KAFKA_EXTRA_CONFIG} = $extra if defined $extra;
+	return (kafka_ctl('up', $dir, $nodes), $dir);
+}
 
 # kafka3_sasl_broker() - start a Kafka 3.9.1 broker with a SASL_SSL listener
 # for this test (SCRAM with librdkafka before 2.6.1 needs a 3.x broker);
@@ -73,6 +90,8 @@ sub kafka3_sasl_broker
 
 END
 {
+	local $?;
+	system($kafka_ctl, 'down', $_) for @test_kafka_dirs;
 	system($kafka_ctl, 'down', $own_kafka_dir) if $own_kafka_dir;
 	if ($kafka3_dir)
 	{

@@ -11,7 +11,6 @@
 use strict;
 use warnings;
 
-use File::Path qw(rmtree);
 use IPC::Run qw(run start timeout);
 use Time::HiRes qw(sleep time);
 use PostgreSQL::Test::Utils;
@@ -28,18 +27,7 @@ my $keys_per_session = 97;
 $ENV{KAFKA_BASE_PORT} = $ENV{STREAMKAFKA_TEST_CLUSTER_PORT} // 19500;
 $ENV{KAFKA_UP_TIMEOUT} //= 300;    # a loaded 2-core machine starts 3 JVMs slowly
 
-my $dir = "$PostgreSQL::Test::Utils::tmp_check/kafka-cluster";
-rmtree($dir);
-my $cluster_started = 0;
-
-END
-{
-	local $?;
-	eval { kafka_ctl('down', $dir) } if $cluster_started;
-}
-
-$cluster_started = 1;
-my $bootstrap = kafka_ctl('up', $dir, 3);
+my ($bootstrap, $dir) = test_kafka('cluster', 3);
 my @brokers = split /,/, $bootstrap;
 is(scalar @brokers, 3, "a three-node cluster is up: $bootstrap");
 
@@ -265,6 +253,4 @@ note(scalar(@sk_log) . ' streamkafka log lines; the last ones:');
 note($_) for @sk_log[ ($#sk_log > 20 ? $#sk_log - 20 : 0) .. $#sk_log ];
 
 $node->stop;
-kafka_ctl('down', $dir);
-$cluster_started = 0;
 done_testing();

@@ -11,7 +11,6 @@
 use strict;
 use warnings;
 
-use File::Path qw(rmtree);
 use Time::HiRes qw(sleep time);
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -22,22 +21,7 @@ my $idle_ms = 2000;
 my $watch_s = 16;
 
 $ENV{KAFKA_BASE_PORT} = $ENV{STREAMKAFKA_TEST_IDLE_PORT} // 19520;
-my $dir = "$PostgreSQL::Test::Utils::tmp_check/kafka-idle";
-rmtree($dir);
-my $broker_started = 0;
-
-END
-{
-	local $?;
-	eval { kafka_ctl('down', $dir) } if $broker_started;
-}
-
-$broker_started = 1;
-my $bootstrap = do
-{
-	local $ENV{KAFKA_EXTRA_CONFIG} = "connections.max.idle.ms=$idle_ms";
-	kafka_ctl('up', $dir, 1);
-};
+my ($bootstrap, $dir) = test_kafka('idle', 1, "connections.max.idle.ms=$idle_ms");
 my $topic = unique_topic('idle');
 create_topic($bootstrap, $topic, 1);
 
