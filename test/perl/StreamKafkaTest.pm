@@ -162,7 +162,7 @@ sub consume_topic
 	{
 		my $m = $json->decode($line);
 		my @h = @{ $m->{headers} // [] };
-		$m->{headers} = [ map { [ $h[ 2 * $_ ], $h[ 2 * $_ + 1 ] ] } 0 .. $#h / 2 ];
+		$m->{headers} = [ map { [ $h[ 2 * $_ ], $h[ 2 * $_ + 1 ] ] } 0 .. @h / 2 - 1 ];
 		push @messages, $m;
 	}
 	return \@messages;
