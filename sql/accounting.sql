@@ -151,6 +151,11 @@ SELECT state, consecutive_failures FROM kafka_breaker;
 SELECT count(kafka_publish('acct.rebuilt', 'held-' || g, transactional => false))
   FROM generate_series(1, 3) g;
 SELECT wait_for($$SELECT state = 'open' FROM kafka_breaker$$, watch_progress => true) AS opened;
+-- events wait and no broker is up: the brokers librdkafka tried are down,
+-- each with streamkafka_broker_down 1 (the per-broker alert's input)
+SELECT wait_for($$SELECT count(*) > 0
+                    FROM regexp_split_to_table(kafka_metrics_prometheus(), E'\n') AS line
+                   WHERE line ~ '^streamkafka_broker_down\{.*\} 1$'$$) AS broker_down_metric;
 ALTER SYSTEM SET streamkafka.linger_ms = 2;
 ALTER SYSTEM SET streamkafka.shutdown_timeout_ms = 0;
 SELECT pg_reload_conf();

@@ -39,6 +39,11 @@ SELECT count(*) FILTER (WHERE line LIKE '# HELP %') = count(*) FILTER (WHERE lin
        bool_or(line = 'streamkafka_delivery_latency_seconds_bucket{le="+Inf"} 0') AS histogram_after_reset,
        bool_or(line = 'streamkafka_brokers{state="total"} 3') AS brokers
   FROM regexp_split_to_table(kafka_metrics_prometheus(), E'\n') AS line;
+-- one streamkafka_broker_down per broker, 0 for each: the ones librdkafka
+-- did not connect to (it needed nothing from them) are not down
+SELECT count(*) AS broker_down_series, bool_and(line LIKE '% 0') AS none_down
+  FROM regexp_split_to_table(kafka_metrics_prometheus(), E'\n') AS line
+ WHERE line LIKE 'streamkafka_broker_down{%';
 -- the rejected counter's help names every refusal it counts
 SELECT line AS rejected_help
   FROM regexp_split_to_table(kafka_metrics_prometheus(), E'\n') AS line

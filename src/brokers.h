@@ -18,6 +18,8 @@ typedef struct SkBroker
 	char		name[SK_BROKER_NAME_LEN];	/* host:port/id as librdkafka names it */
 	int32		id;				/* -1: a bootstrap entry */
 	char		state[SK_BROKER_STATE_LEN];
+	bool		down;			/* counted down by kafka_stats and
+								 * kafka_health() (rdstats.c says when) */
 	int64		rtt_avg_us;
 	int64		rtt_p99_us;
 	int64		requests_waiting;	/* queued to send plus awaiting a response */

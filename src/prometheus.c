@@ -233,6 +233,12 @@ broker_up(const SkBroker *b)
 }
 
 static double
+broker_down(const SkBroker *b)
+{
+	return b->down;
+}
+
+static double
 broker_rtt_avg(const SkBroker *b)
 {
 	return b->rtt_avg_us / 1e6;
@@ -273,6 +279,9 @@ prometheus_brokers(StringInfo out, const SkStatsSnapshot *stats)
 	sample1(out, "streamkafka_brokers", "state", "total", stats->brokers_total);
 	broker_family(out, snap, "streamkafka_broker_up", "gauge",
 				  "1 if the producer's connection to the broker is up.", broker_up);
+	broker_family(out, snap, "streamkafka_broker_down", "gauge",
+				  "1 if the broker counts as down, as in kafka_health(): connecting for a "
+				  "second or more, or no broker up.", broker_down);
 	broker_family(out, snap, "streamkafka_broker_rtt_avg_seconds", "gauge",
 				  "Average request round trip.", broker_rtt_avg);
 	broker_family(out, snap, "streamkafka_broker_rtt_p99_seconds", "gauge",

@@ -169,25 +169,52 @@ batch_sizes(JsonbContainer *stats, SkBrokerSnapshot *snap)
 }
 
 /*
- * brokers_down - the brokers kafka_stats and kafka_health() call down.  With
- * no broker up, every broker tried and not connected is, once events wait
- * or after CLUSTER_DOWN_AFTER_MS; before that an idle producer's brokers may
- * just have had their idle connections closed (connections.max.idle.ms),
- * and librdkafka connects again.  With one up, the others not connected are
- * idle (librdkafka connects only to brokers it needs), not down.
+ * cluster_down - true when, with no broker up, every broker tried and not
+ * connected counts as down: once events wait, or after CLUSTER_DOWN_AFTER_MS;
+ * before that an idle producer's brokers may just have had their idle
+ * connections closed (connections.max.idle.ms), and librdkafka connects
+ * again.  With one up, the others not connected are idle (librdkafka
+ * connects only to brokers it needs), not down.
  */
-static int
-brokers_down(const BrokerCounts *counts)
+static bool
+cluster_down(const BrokerCounts *counts)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
 	if (counts->up > 0 || last_up_at == 0)
 		last_up_at = now;
-	if (counts->up == 0 &&
+	return counts->up == 0 &&
 		(ring_unfinished_events() > 0 ||
-		 TimestampDifferenceExceeds(last_up_at, now, CLUSTER_DOWN_AFTER_MS)))
-		return counts->not_connected;
-	return counts->down;
+		 TimestampDifferenceExceeds(last_up_at, now, CLUSTER_DOWN_AFTER_MS));
+}
+
+/* mark the described brokers that count as down (states: of each of them) */
+static void
+mark_down(SkBrokerSnapshot *snap, const BrokerState *states, bool not_connected_is_down)
+{
+	for (int i = 0; i < snap->count; i++)
+		snap->brokers[i].down = states[i] == BROKER_DOWN ||
+			(not_connected_is_down && states[i] == BROKER_NOT_CONNECTED);
+}
+
+/* the brokers of one source (learned from metadata, or configured) */
+typedef struct BrokerList
+{
+	BrokerCounts counts;
+	SkBrokerSnapshot *snap;		/* the first SK_MAX_BROKERS, described */
+	BrokerState states[SK_MAX_BROKERS]; /* of each described one */
+} BrokerList;
+
+static void
+broker_list_add(BrokerList *list, JsonbContainer *broker)
+{
+	BrokerState state = broker_state(broker);
+
+	broker_count(&list->counts, state);
+	if (list->snap->count >= SK_MAX_BROKERS)
+		return;
+	list->states[list->snap->count] = state;
+	broker_describe(broker, &list->snap->brokers[list->snap->count++]);
 }
 
 /*
@@ -204,44 +231,35 @@ rdstats_process(const char *json)
 	JsonbIterator *it;
 	JsonbIteratorToken tok;
 	JsonbValue	v;
-	BrokerCounts learned = {0};
-	BrokerCounts configured = {0};
-	SkBrokerSnapshot *snap = palloc0(sizeof(SkBrokerSnapshot));
-	SkBrokerSnapshot *bootstrap = palloc0(sizeof(SkBrokerSnapshot));
+	BrokerList *learned = palloc0(sizeof(BrokerList));
+	BrokerList *configured = palloc0(sizeof(BrokerList));
+	BrokerList *cluster;
+	bool		down;
 
 	if (brokers == NULL)
 		return;
+	learned->snap = palloc0(sizeof(SkBrokerSnapshot));
+	configured->snap = palloc0(sizeof(SkBrokerSnapshot));
 	it = JsonbIteratorInit(brokers);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
 		const char *source;
 		int			len = 0;
-		JsonbContainer *broker;
 
 		if (tok != WJB_VALUE || v.type != jbvBinary)
 			continue;
-		broker = v.val.binary.data;
-		source = json_string_field(broker, "source", &len);
-		if (json_int_field(broker, "nodeid", -1) >= 0)
-		{
-			broker_count(&learned, broker_state(broker));
-			if (snap->count < SK_MAX_BROKERS)
-				broker_describe(broker, &snap->brokers[snap->count++]);
-		}
+		source = json_string_field(v.val.binary.data, "source", &len);
+		if (json_int_field(v.val.binary.data, "nodeid", -1) >= 0)
+			broker_list_add(learned, v.val.binary.data);
 		else if (source && len == 10 && memcmp(source, "configured", 10) == 0)
-		{
-			broker_count(&configured, broker_state(broker));
-			if (bootstrap->count < SK_MAX_BROKERS)
-				broker_describe(broker, &bootstrap->brokers[bootstrap->count++]);
-		}
+			broker_list_add(configured, v.val.binary.data);
 	}
-	if (learned.total == 0)
-	{
-		learned = configured;
-		snap = bootstrap;
-	}
-	batch_sizes(&stats->root, snap);
-	metrics_set_brokers(learned.total, learned.up, brokers_down(&learned));
-	brokers_publish(snap);
-	breaker_brokers_seen(learned.up, learned.not_connected);
+	cluster = learned->counts.total > 0 ? learned : configured;
+	batch_sizes(&stats->root, cluster->snap);
+	down = cluster_down(&cluster->counts);
+	mark_down(cluster->snap, cluster->states, down);
+	metrics_set_brokers(cluster->counts.total, cluster->counts.up,
+						down ? cluster->counts.not_connected : cluster->counts.down);
+	brokers_publish(cluster->snap);
+	breaker_brokers_seen(cluster->counts.up, cluster->counts.not_connected);
 }

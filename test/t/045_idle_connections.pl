@@ -41,17 +41,22 @@ wait_for("SELECT delivered = 1 FROM kafka_stats", 'the first event is delivered'
 
 # 1. idle: the broker closes the producer's connections again and again
 my $log_offset = -s $node->logfile;
-my (%breaker_states, %broker_checks, %broker_states);
+# the per-broker metric the StreamKafkaBrokerDown alert reads, 1 for a down
+# broker
+my $broker_down_metric = "(SELECT string_agg(m[1], ',') FROM regexp_matches(
+	kafka_metrics_prometheus(), '^streamkafka_broker_down\\{[^}]*\\} ([01])\$', 'gn') m)";
+my (%breaker_states, %broker_checks, %broker_states, %down_metrics);
 my ($closes, $was_up) = (0, 1);
 my $deadline = time() + $watch_s;
 while (time() < $deadline)
 {
-	my ($state, $opened, $check, $brokers) = split /\|/, sql(
+	my ($state, $opened, $check, $brokers, $down) = split /\|/, sql(
 		"SELECT state, opened_count, kafka_health()->'checks'->>'brokers',
-		        (SELECT string_agg(state, ',') FROM kafka_brokers)
+		        (SELECT string_agg(state, ',') FROM kafka_brokers), $broker_down_metric
 		   FROM kafka_breaker");
 	$breaker_states{"$state, opened $opened"}++;
 	$broker_checks{$check}++;
+	$down_metrics{ length($down // '') ? $down : 'no broker listed' }++;
 	$broker_states{$_}++ for split /,/, $brokers // '';
 	my $up = ($brokers // '') =~ /\bUP\b/ ? 1 : 0;
 	$closes++ if $was_up && !$up;
@@ -72,6 +77,10 @@ is(join('; ', sort keys %breaker_states), 'closed, opened 0',
 is(join('; ', grep { $_ ne 'ok' && $_ ne 'connecting' } sort keys %broker_checks), '',
 	'idle, kafka_health() never finds a broker down');
 is(sql("SELECT kafka_health()->>'status'"), 'healthy', 'idle, kafka_health() is healthy');
+note('streamkafka_broker_down seen: '
+	  . join(', ', map { "$_ x$down_metrics{$_}" } sort keys %down_metrics));
+ok($down_metrics{0} && !grep(/1/, keys %down_metrics),
+	'idle, streamkafka_broker_down stays 0 (StreamKafkaBrokerDown reads it)');
 
 # 2. the next events go out on a new connection
 sql("SELECT count(kafka_publish('$topic', 'after-idle-' || g, transactional => false))
@@ -86,9 +95,11 @@ sql("SELECT count(kafka_publish('$topic', 'outage-' || g, transactional => false
 wait_for("SELECT opened_count >= 1 FROM kafka_breaker",
 	'a broker gone while events wait opens the breaker');
 like(sql("SELECT last_error FROM kafka_breaker"), qr/broker/i, 'the reason is the broker');
+wait_for("SELECT $broker_down_metric = '1'", 'and streamkafka_broker_down says 1 for it');
 kafka_ctl('node', $dir, 1, 'start');
 wait_for("SELECT delivered = 16 AND state = 'closed' FROM kafka_stats, kafka_breaker",
 	'broker back: every event delivered, the breaker closed');
+wait_for("SELECT $broker_down_metric = '0'", 'streamkafka_broker_down is 0 again');
 my $read = consume_topic($bootstrap, $topic);
 is(scalar @$read, 16, 'the consumer read all 16 events');
 identity_holds($node, 'at the end');
