@@ -11,6 +11,7 @@ OBJS = \
 	src/event.o \
 	src/enqueue.o \
 	src/pending.o \
+	src/savepoints.o \
 	src/publish.o \
 	src/flush.o \
 	src/trigger.o \

@@ -11,9 +11,10 @@
  * Neither can fail.
  *
  * Subtransactions: a rolled-back savepoint, or a PL/pgSQL exception block that
- * caught an error, discards the events published inside it.  Marks are pushed
- * lazily, only when an event is added at a deeper nesting level than the
- * newest mark, so transactions that publish nothing pay nothing.
+ * caught an error, discards the events published inside it.  Marks
+ * (savepoints.c) are pushed lazily, only when an event is added at a deeper
+ * nesting level than the newest mark, so transactions that publish nothing
+ * pay nothing.
  *
  * PREPARE TRANSACTION with pending events is refused: a prepared transaction
  * may commit in another session, after this backend's memory is gone.  In
@@ -42,6 +43,7 @@
 #include "metrics.h"
 #include "pending.h"
 #include "ring.h"
+#include "savepoints.h"
 #include "staging.h"
 #include "streamkafka.h"
 #include "txmeta.h"
@@ -71,7 +73,6 @@ typedef struct PendingChunk
 /* where the buffer stood when a subtransaction published its first event */
 typedef struct PendingMark
 {
-	int			level;			/* nesting level of that subtransaction */
 	PendingChunk *chunk;
 	uint64		chunk_used;
 	uint32		events;
@@ -84,9 +85,8 @@ static PendingChunk *current_chunk = NULL;
 static uint32 pending_events = 0;
 static uint64 pending_bytes = 0;	/* packed events, block header excluded */
 
-static PendingMark *marks = NULL;
-static int	nmarks = 0;
-static int	max_marks = 0;
+static SavepointMarks marks;	/* of PendingMark; context NULL until the
+								 * first */
 
 static bool block_reserved = false;
 static uint64 block_off = 0;
@@ -250,22 +250,17 @@ chunk_space(uint64 size)
 static void
 mark_if_needed(void)
 {
-	int			level = GetCurrentTransactionNestLevel();
+	PendingMark *mark;
 
-	if (level <= 1 || (nmarks > 0 && marks[nmarks - 1].level >= level))
+	if (marks.context == NULL)
+		savepoints_init(&marks, pending_memory(), sizeof(PendingMark));
+	mark = savepoints_mark(&marks, GetCurrentTransactionNestLevel());
+	if (mark == NULL)
 		return;
-	if (nmarks == max_marks)
-	{
-		max_marks = Max(8, max_marks * 2);
-		marks = marks ? repalloc(marks, max_marks * sizeof(PendingMark))
-			: MemoryContextAlloc(pending_memory(), max_marks * sizeof(PendingMark));
-	}
-	marks[nmarks].level = level;
-	marks[nmarks].chunk = current_chunk;
-	marks[nmarks].chunk_used = current_chunk ? current_chunk->used : 0;
-	marks[nmarks].events = pending_events;
-	marks[nmarks].bytes = pending_bytes;
-	nmarks++;
+	mark->chunk = current_chunk;
+	mark->chunk_used = current_chunk ? current_chunk->used : 0;
+	mark->events = pending_events;
+	mark->bytes = pending_bytes;
 }
 
 /* pending_append - pack an event at the end of the chain */
@@ -363,7 +358,7 @@ pending_reset(void)
 	current_chunk = NULL;
 	pending_events = 0;
 	pending_bytes = 0;
-	nmarks = 0;
+	savepoints_clear(&marks);
 	block_reserved = false;
 	npending_tables = 0;
 	pending_tables_overflowed = false;
@@ -414,7 +409,7 @@ pending_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 	/* a table stream's END event is the last of the transaction's events */
 	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
 		txmeta_pre_commit();
-	if (pending_events == 0 && nmarks == 0 && !block_reserved && !chain_grown &&
+	if (pending_events == 0 && marks.count == 0 && !block_reserved && !chain_grown &&
 		npending_tables == 0 && !listing_only)
 		return;
 
@@ -470,34 +465,15 @@ pending_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 static void
 pending_rollback_to(int level)
 {
-	int			i = nmarks;
+	PendingMark *mark = savepoints_rollback(&marks, level);
 
-	while (i > 0 && marks[i - 1].level >= level)
-		i--;
-	if (i == nmarks)
+	if (mark == NULL)
 		return;
-
-	current_chunk = marks[i].chunk;
+	current_chunk = mark->chunk;
 	if (current_chunk)
-		current_chunk->used = marks[i].chunk_used;
-	pending_events = marks[i].events;
-	pending_bytes = marks[i].bytes;
-	nmarks = i;
-}
-
-/* a committed subtransaction's events now belong to its parent */
-static void
-pending_merge_into_parent(int level)
-{
-	PendingMark *top;
-
-	if (nmarks == 0 || marks[nmarks - 1].level != level)
-		return;
-	top = &marks[nmarks - 1];
-	if (level - 1 <= 1 || (nmarks > 1 && marks[nmarks - 2].level == level - 1))
-		nmarks--;				/* the parent already has its own mark */
-	else
-		top->level = level - 1; /* the parent had no event before this mark */
+		current_chunk->used = mark->chunk_used;
+	pending_events = mark->events;
+	pending_bytes = mark->bytes;
 }
 
 static void
@@ -506,13 +482,13 @@ pending_subxact_callback(SubXactEvent event,
 						 SubTransactionId parentSubid pg_attribute_unused(),
 						 void *arg pg_attribute_unused())
 {
-	if (nmarks == 0)
+	if (marks.count == 0)
 		return;
 
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 		pending_rollback_to(GetCurrentTransactionNestLevel());
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
-		pending_merge_into_parent(GetCurrentTransactionNestLevel());
+		savepoints_commit(&marks, GetCurrentTransactionNestLevel());
 }
 
 /* the packed headers of an event as a jsonb array of [name, value] pairs */

@@ -17,8 +17,8 @@
  * Counted: every change event with row images or a TRUNCATE's.  Not
  * counted, as in Debezium: tombstones, snapshot rows (they belong to no
  * transaction) and kafka_publish's events.  A rolled-back savepoint's events
- * are not sent, so its counts are taken back: marks are pushed lazily, as in
- * pending.c, only when a deeper subtransaction counts its first event.
+ * are not sent, so its counts are taken back (savepoints.c: a mark is pushed
+ * only when a deeper subtransaction counts its first event).
  *
  * The setting is read once per transaction, at its first change event, so a
  * reload in the middle cannot leave a BEGIN without its END.
@@ -35,6 +35,7 @@
 
 #include "compat.h"
 #include "publish.h"
+#include "savepoints.h"
 #include "settings.h"
 #include "streamkafka.h"
 #include "txmeta.h"
@@ -50,7 +51,6 @@ typedef struct TableCount
 /* the counts when a subtransaction counted its first event */
 typedef struct TxMark
 {
-	int			level;			/* nesting level of that subtransaction */
 	bool		begun;
 	uint64		total;
 	int			ntables;
@@ -69,9 +69,7 @@ static uint64 total;
 static TableCount *tables;
 static int	ntables;
 static int	max_tables;
-static TxMark *marks;
-static int	nmarks;
-static int	max_marks;
+static SavepointMarks marks;	/* of TxMark */
 
 static void txmeta_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 									SubTransactionId parentSubid, void *arg);
@@ -94,8 +92,7 @@ txmeta_start(void)
 	total = 0;
 	tables = NULL;
 	ntables = max_tables = 0;
-	marks = NULL;
-	nmarks = max_marks = 0;
+	savepoints_init(&marks, xact_context, sizeof(TxMark));
 	if (!active)
 		return;
 	topic = MemoryContextStrdup(xact_context, sk_transaction_topic);
@@ -114,19 +111,10 @@ txmeta_counting(void)
 static void
 txmeta_mark_if_needed(void)
 {
-	int			level = GetCurrentTransactionNestLevel();
-	TxMark	   *mark;
+	TxMark	   *mark = savepoints_mark(&marks, GetCurrentTransactionNestLevel());
 
-	if (level <= 1 || (nmarks > 0 && marks[nmarks - 1].level >= level))
+	if (mark == NULL)
 		return;
-	if (nmarks == max_marks)
-	{
-		max_marks = Max(8, max_marks * 2);
-		marks = marks ? repalloc(marks, max_marks * sizeof(TxMark))
-			: MemoryContextAlloc(xact_context, max_marks * sizeof(TxMark));
-	}
-	mark = &marks[nmarks++];
-	mark->level = level;
 	mark->begun = begun;
 	mark->total = total;
 	mark->ntables = ntables;
@@ -139,35 +127,15 @@ txmeta_mark_if_needed(void)
 static void
 txmeta_rollback_to(int level)
 {
-	int			i = nmarks;
-	TxMark	   *mark;
+	TxMark	   *mark = savepoints_rollback(&marks, level);
 
-	while (i > 0 && marks[i - 1].level >= level)
-		i--;
-	if (i == nmarks)
+	if (mark == NULL)
 		return;
-	mark = &marks[i];
 	begun = mark->begun;
 	total = mark->total;
 	ntables = mark->ntables;
 	for (int t = 0; t < ntables; t++)
 		tables[t].count = mark->counts[t];
-	nmarks = i;
-}
-
-/* a committed subtransaction's counts now belong to its parent */
-static void
-txmeta_merge_into_parent(int level)
-{
-	TxMark	   *top;
-
-	if (nmarks == 0 || marks[nmarks - 1].level != level)
-		return;
-	top = &marks[nmarks - 1];
-	if (level - 1 <= 1 || (nmarks > 1 && marks[nmarks - 2].level == level - 1))
-		nmarks--;				/* the parent already has its own mark */
-	else
-		top->level = level - 1; /* the parent had counted nothing before */
 }
 
 static void
@@ -176,12 +144,12 @@ txmeta_subxact_callback(SubXactEvent event,
 						SubTransactionId parentSubid pg_attribute_unused(),
 						void *arg pg_attribute_unused())
 {
-	if (nmarks == 0 || xact_lxid != MyProc->SK_lxid)
+	if (marks.count == 0 || xact_lxid != MyProc->SK_lxid)
 		return;
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 		txmeta_rollback_to(GetCurrentTransactionNestLevel());
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
-		txmeta_merge_into_parent(GetCurrentTransactionNestLevel());
+		savepoints_commit(&marks, GetCurrentTransactionNestLevel());
 }
 
 /* the transaction's entry for table relid, made at its first event */

@@ -11,6 +11,13 @@
 #    NULLs, NaN, infinities, arrays, odd text) streamed in both formats;
 #    inserts, updates, deletes.  Oracle: each event's "after" and "before"
 #    images are byte-identical to row_to_json of the row.
+# 3. Savepoints: random transactions of kafka_publish calls and inserts
+#    into a streamed table between nested SAVEPOINT, RELEASE and ROLLBACK TO,
+#    with a transaction topic.  Oracle: a model of PostgreSQL's savepoint
+#    rules.  Before COMMIT, kafka_pending_events() lists exactly the model's
+#    surviving events in order (a BEGIN before the first row); after it,
+#    the transaction topic holds a BEGIN and an END counting those rows, or
+#    nothing for the transaction when none survived.
 # The server must stay up throughout (no crash restart in the log).
 use strict;
 use warnings;
@@ -216,6 +223,99 @@ ROLLBACK;
 is($mismatches, 0,
 	"$rows_checked row images from $tables random tables equal row_to_json, byte for byte");
 ok($rows_checked > 12 * 20, 'inserts, updates and deletes all produced images');
+
+# --- 3. savepoints against a model of them
+$node->safe_psql('postgres',
+	"CREATE TABLE sp_rows (id serial PRIMARY KEY, v text);
+	 SELECT kafka_stream_table('sp_rows', 'rand.sp.rows')");
+
+# a random transaction: its SQL, and the model's surviving events in order
+sub rand_savepoint_transaction
+{
+	my ($round) = @_;
+	my @frames = ({ name => '', events => [] });
+	my ($sql, $next_sp) = ('', 0);
+	for my $step (1 .. 8 + int(rand(30)))
+	{
+		my $r = rand();
+		my @named = grep { $frames[$_]{name} ne '' } 0 .. $#frames;
+		if ($r < 0.35)
+		{
+			push @{ $frames[-1]{events} }, "pub:$round-$step";
+			$sql .= "SELECT 1 FROM kafka_publish('rand.sp.pub', '$round-$step');\n";
+		}
+		elsif ($r < 0.6)
+		{
+			push @{ $frames[-1]{events} }, "row:$round-$step";
+			$sql .= "INSERT INTO sp_rows (v) VALUES ('$round-$step');\n";
+		}
+		elsif ($r < 0.75 || !@named)
+		{
+			push @frames, { name => 's' . ++$next_sp, events => [] };
+			$sql .= "SAVEPOINT s$next_sp;\n";
+		}
+		elsif ($r < 0.87)
+		{
+			# RELEASE: the savepoint and those after it end, their events
+			# now the enclosing level's
+			my $i = rand_pick(@named);
+			$sql .= "RELEASE SAVEPOINT $frames[$i]{name};\n";
+			push @{ $frames[ $i - 1 ]{events} }, map { @{ $_->{events} } } @frames[ $i .. $#frames ];
+			splice @frames, $i;
+		}
+		else
+		{
+			# ROLLBACK TO: the events since the savepoint are gone; it stays
+			my $i = rand_pick(@named);
+			$sql .= "ROLLBACK TO SAVEPOINT $frames[$i]{name};\n";
+			splice @frames, $i + 1;
+			$frames[$i]{events} = [];
+		}
+	}
+	return ($sql, [ map { @{ $_->{events} } } @frames ]);
+}
+
+my ($transactions, $sp_failures, $sp_events) = (0, 0, 0);
+for my $round (1 .. 40)
+{
+	my ($body, $expected) = rand_savepoint_transaction($round);
+	my @rows = grep { /^row:/ } @$expected;
+	# BEGIN goes with the first row event: rolled back with it, pushed
+	# again with the next
+	my $listed = join ',', map { /^pub:/ ? $_ : 'row' } @$expected;
+	$listed =~ s/(^|,)row/$1BEGIN,row/;
+	my $out = $node->safe_psql('postgres', qq{
+BEGIN;
+SET LOCAL streamkafka.transaction_topic = 'rand.sp.tx';
+SELECT 'xid:' || pg_current_xact_id();
+$body
+SELECT 'pending:' || coalesce(string_agg(
+         CASE topic WHEN 'rand.sp.pub' THEN 'pub:' || convert_from(value, 'UTF8')
+                    WHEN 'rand.sp.rows' THEN 'row'
+                    ELSE convert_from(value, 'UTF8')::jsonb->>'status' END,
+         ',' ORDER BY event_id), '')
+  FROM kafka_pending_events();
+COMMIT;
+SELECT kafka_flush(10000);
+}, extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
+	my ($xid) = $out =~ /^xid:(\d+)$/m;
+	my ($pending) = $out =~ /^pending:(.*)$/m;
+	my $tx = $node->safe_psql('postgres', qq{
+SELECT string_agg((v->>'status') || coalesce(':' || (v->>'event_count'), ''), ',' ORDER BY "offset")
+  FROM (SELECT "offset", convert_from(value, 'UTF8')::jsonb AS v
+          FROM kafka_test_consume('rand.sp.tx')) m
+ WHERE v->>'id' = '$xid'});
+	my $expected_tx = @rows ? 'BEGIN,END:' . scalar(@rows) : '';
+	$transactions++;
+	$sp_events += @$expected;
+	next if ($pending // 'none') eq $listed && $tx eq $expected_tx;
+	$sp_failures++;
+	diag("round $round:\n${body}pending  $pending\nexpected $listed\n"
+		  . "tx topic '$tx', expected '$expected_tx'");
+}
+is($sp_failures, 0,
+	"$transactions random savepoint transactions ($sp_events surviving events): pending events "
+	  . 'and transaction metadata as the model says');
 
 unlike(slurp_file($node->logfile), qr/terminated by signal|server process .* was terminated/,
 	'no process crashed');
