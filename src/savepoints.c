@@ -64,8 +64,8 @@ savepoints_mark(SavepointMarks *marks, int level)
 /*
  * savepoints_rollback - the subtransaction at nesting level rolled back: the
  * entry holding the caller's state before it (valid until the next mark), or
- * NULL if neither it nor one below it published.  Its mark and the marks
- * above are gone.
+ * NULL if neither it nor a subtransaction inside it published.  Its mark and
+ * those of the subtransactions inside it are gone.
  */
 void *
 savepoints_rollback(SavepointMarks *marks, int level)
@@ -80,8 +80,10 @@ savepoints_rollback(SavepointMarks *marks, int level)
 	return entry(marks, i);
 }
 
-/* savepoints_commit - the subtransaction at nesting level committed: what
- * it published now belongs to its parent */
+/*
+ * savepoints_commit - the subtransaction at nesting level committed: what it
+ * published now belongs to its parent
+ */
 void
 savepoints_commit(SavepointMarks *marks, int level)
 {
