@@ -281,6 +281,24 @@ producer_emit_logs(void)
 	log_dropped = 0;
 }
 
+/*
+ * producer_connect_any - with no broker connected, have librdkafka connect to
+ * one.  It connects only to brokers it needs, and leaves one that closed an
+ * idle connection, or restarted, unconnected until events wait: whether the
+ * cluster is up would stay unknown, and an idle producer's brokers would
+ * look down.  A metadata request that may not wait asks librdkafka to
+ * connect to a broker it is not connected to, and returns at once.
+ */
+static void
+producer_connect_any(void)
+{
+	const struct rd_kafka_metadata *metadata = NULL;
+
+	if (rd_kafka_metadata(rk, 0, NULL, &metadata, 0) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+		metadata != NULL)
+		rd_kafka_metadata_destroy(metadata);
+}
+
 static void
 producer_handle_stats(void)
 {
@@ -292,7 +310,8 @@ producer_handle_stats(void)
 	pending_stats = NULL;
 	PG_TRY();
 	{
-		rdstats_process(json);
+		if (!rdstats_process(json) && rk != NULL)
+			producer_connect_any();
 	}
 	PG_CATCH();
 	{

@@ -221,9 +221,10 @@ broker_list_add(BrokerList *list, JsonbContainer *broker)
  * rdstats_process - count the cluster's brokers by state and describe each.
  * Brokers learned from metadata count; the configured bootstrap entries
  * count only while no broker was ever learned (then they are all there is:
- * e.g. every bootstrap address refuses connections).
+ * e.g. every bootstrap address refuses connections).  Returns false when
+ * brokers are known and none is up.
  */
-void
+bool
 rdstats_process(const char *json)
 {
 	Jsonb	   *stats = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
@@ -237,7 +238,7 @@ rdstats_process(const char *json)
 	bool		down;
 
 	if (brokers == NULL)
-		return;
+		return true;
 	learned->snap = palloc0(sizeof(SkBrokerSnapshot));
 	configured->snap = palloc0(sizeof(SkBrokerSnapshot));
 	it = JsonbIteratorInit(brokers);
@@ -262,4 +263,5 @@ rdstats_process(const char *json)
 						down ? cluster->counts.not_connected : cluster->counts.down);
 	brokers_publish(cluster->snap);
 	breaker_brokers_seen(cluster->counts.up, cluster->counts.not_connected);
+	return cluster->counts.total == 0 || cluster->counts.up > 0;
 }

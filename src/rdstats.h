@@ -5,6 +5,7 @@
 #ifndef STREAMKAFKA_RDSTATS_H
 #define STREAMKAFKA_RDSTATS_H
 
-extern void rdstats_process(const char *json);
+/* false when no broker is connected */
+extern bool rdstats_process(const char *json);
 
 #endif							/* STREAMKAFKA_RDSTATS_H */
