@@ -173,7 +173,7 @@ batch_sizes(JsonbContainer *stats, SkBrokerSnapshot *snap)
  * connected counts as down: once events wait, or after CLUSTER_DOWN_AFTER_MS;
  * before that an idle producer's brokers may just have had their idle
  * connections closed (connections.max.idle.ms), and librdkafka connects
- * again.  With one up, the others not connected are idle (librdkafka
+ * again (the worker asks it to: producer.c).  With one up, the others not connected are idle (librdkafka
  * connects only to brokers it needs), not down.
  */
 static bool
@@ -186,15 +186,6 @@ cluster_down(const BrokerCounts *counts)
 	return counts->up == 0 &&
 		(ring_unfinished_events() > 0 ||
 		 TimestampDifferenceExceeds(last_up_at, now, CLUSTER_DOWN_AFTER_MS));
-}
-
-/* mark the described brokers that count as down (states: of each of them) */
-static void
-mark_down(SkBrokerSnapshot *snap, const BrokerState *states, bool not_connected_is_down)
-{
-	for (int i = 0; i < snap->count; i++)
-		snap->brokers[i].down = states[i] == BROKER_DOWN ||
-			(not_connected_is_down && states[i] == BROKER_NOT_CONNECTED);
 }
 
 /* the brokers of one source (learned from metadata, or configured) */
@@ -215,6 +206,15 @@ broker_list_add(BrokerList *list, JsonbContainer *broker)
 		return;
 	list->states[list->snap->count] = state;
 	broker_describe(broker, &list->snap->brokers[list->snap->count++]);
+}
+
+/* mark the described brokers that count as down */
+static void
+broker_list_mark_down(BrokerList *list, bool not_connected_is_down)
+{
+	for (int i = 0; i < list->snap->count; i++)
+		list->snap->brokers[i].down = list->states[i] == BROKER_DOWN ||
+			(not_connected_is_down && list->states[i] == BROKER_NOT_CONNECTED);
 }
 
 /*
@@ -258,7 +258,7 @@ rdstats_process(const char *json)
 	cluster = learned->counts.total > 0 ? learned : configured;
 	batch_sizes(&stats->root, cluster->snap);
 	down = cluster_down(&cluster->counts);
-	mark_down(cluster->snap, cluster->states, down);
+	broker_list_mark_down(cluster, down);
 	metrics_set_brokers(cluster->counts.total, cluster->counts.up,
 						down ? cluster->counts.not_connected : cluster->counts.down);
 	brokers_publish(cluster->snap);
