@@ -74,7 +74,7 @@ identity_holds($node, 'after the wait');
 my $offset = -s $node->logfile;
 kill 'KILL', $pid;
 $psql->finish;
-$node->poll_query_until('postgres', 'SELECT count(*) = 1 FROM t WHERE i = 2')
+poll_through_restart($node, 'SELECT count(*) = 1 FROM t WHERE i = 2')
   or die 'the server did not come back';
 pass('the transaction that waited is committed after the crash restart');
 ok($node->poll_query_until('postgres', 'SELECT delivered = 4 FROM kafka_stats'),
