@@ -21,9 +21,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 use Exporter 'import';
-our @EXPORT = qw(kafka_bootstrap poll_through_restart kafka3_sasl_broker kafka_ctl kafka_ctl_input unique_topic
+our @EXPORT = qw(kafka_bootstrap kafka3_sasl_broker kafka_ctl kafka_ctl_input unique_topic
   create_topic start_pg_node consume_topic poll_until wait_for_finished stats_row identity_gap
-  identity_holds http_get free_tcp_port trust_streamkafka_plugin test_kafka);
+  identity_holds http_get free_tcp_port trust_streamkafka_plugin test_kafka poll_through_restart);
 
 my $test_dir = dirname(abs_path(__FILE__)) . '/..';
 my $kafka_ctl = "$test_dir/kafka/kafka-ctl";
@@ -168,17 +168,17 @@ sub consume_topic
 	return \@messages;
 }
 
-# poll_through_restart(NODE, SQL) - true once SQL returns t, within 180 s,
-# while the server may be in a crash restart.  PostgreSQL 18's
-# poll_query_until writes the query to psql's standard input and dies
-# ("Broken pipe") when psql already gave up on the connection; here each
-# try is its own eval.
+# poll_through_restart(NODE, SQL) - true once SQL returns t, within
+# PG_TEST_TIMEOUT_DEFAULT (180 s; valgrind runs set more), while the server
+# may be in a crash restart.  PostgreSQL 18's poll_query_until writes the
+# query to psql's standard input and dies ("Broken pipe") when psql already
+# gave up on the connection; here each try is its own eval.
 sub poll_through_restart
 {
 	my ($node, $sql) = @_;
 	my $t0 = time;
 	local $SIG{PIPE} = 'IGNORE';
-	while (time - $t0 < 180)
+	while (time - $t0 < ($ENV{PG_TEST_TIMEOUT_DEFAULT} || 180))
 	{
 		my $r = eval { $node->safe_psql('postgres', $sql) };
 		return 1 if defined $r && $r eq 't';

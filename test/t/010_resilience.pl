@@ -112,16 +112,9 @@ diag("killed the worker with $unacked events not yet acknowledged");
 ok($unacked > 0, 'the worker was killed mid-stream');
 # the server is restarting: connections fail until it is back (under
 # valgrind for seconds), so ask again until a new worker answers
-my $back = 0;
-for (1 .. 1200)
-{
-	local $SIG{PIPE} = 'IGNORE';
-	my $now = eval { $node->safe_psql('postgres', "SELECT kafka_health()->>'worker_pid'") };
-	$back = defined $now && $now =~ /^\d+$/ && $now != 0 && $now != $pid;
-	last if $back;
-	sleep 0.5;
-}
-ok($back, 'the server restarted and the worker is back');
+ok(poll_through_restart($node,
+		"SELECT coalesce((kafka_health()->>'worker_pid')::int NOT IN (0, $pid), false)"),
+	'the server restarted and the worker is back');
 like(slurp_file($node->logfile), qr/kept \d+ queued events across the crash restart/,
 	'the queue survived the crash restart');
 wait_for_finished($node, 10000 + 200000);    # counters restarted with the server
